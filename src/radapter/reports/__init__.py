@@ -1,0 +1,45 @@
+"""Reports: result tables (Markdown/CSV), the WiSE-FT ID-vs-OOD figure, model cards, report folders.
+
+Plain Python + matplotlib (Agg, no pyplot); nothing here imports torch.
+"""
+
+from radapter.reports.model_card import adapter_card, config_table, merged_card
+from radapter.reports.plots import plot_alpha_curve, plot_id_vs_ood
+from radapter.reports.report import report_markdown, to_results_json, write_report
+from radapter.reports.tables import (
+    avg_ood,
+    eval_sets,
+    format_accuracy,
+    format_bytes,
+    format_params,
+    format_seconds,
+    id_top1,
+    load_results,
+    method_label,
+    summarize,
+    to_csv,
+    to_markdown,
+)
+
+__all__ = [
+    "adapter_card",
+    "avg_ood",
+    "config_table",
+    "eval_sets",
+    "format_accuracy",
+    "format_bytes",
+    "format_params",
+    "format_seconds",
+    "id_top1",
+    "load_results",
+    "merged_card",
+    "method_label",
+    "plot_alpha_curve",
+    "plot_id_vs_ood",
+    "report_markdown",
+    "summarize",
+    "to_csv",
+    "to_markdown",
+    "to_results_json",
+    "write_report",
+]
