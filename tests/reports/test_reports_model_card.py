@@ -1,7 +1,14 @@
 import pytest
+from reports_testdata import sample_rows
 
 from radapter.reports import adapter_card, config_table, merged_card
 from radapter.version import __version__
+
+
+@pytest.fixture
+def rows():
+    return sample_rows()
+
 
 CONFIG = {
     "rank": None,

@@ -2,9 +2,16 @@ import math
 
 import pytest
 from matplotlib.figure import Figure
+from reports_testdata import make_row, sample_rows
 
 from radapter.reports import plot_alpha_curve, plot_id_vs_ood
 from radapter.reports.plots import percent_ticks
+
+
+@pytest.fixture
+def rows():
+    return sample_rows()
+
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -68,7 +75,7 @@ def test_id_vs_ood_any_subset(rows, tmp_path):
     assert (tmp_path / "b.png").stat().st_size > 5_000
 
 
-def test_id_vs_ood_clips_0_and_100_percent(make_row, tmp_path):
+def test_id_vs_ood_clips_0_and_100_percent(tmp_path):
     rows = [make_row("ft", None, 0, 100.0, [0.0, 0.0]), make_row("zeroshot", None, 0, 50.0, [50.0, 50.0])]
     fig = plot_id_vs_ood(rows, tmp_path / "c.png")
     lines = _lines(fig)

@@ -1,8 +1,14 @@
 import json
 
 import pytest
+from reports_testdata import sample_rows
 
 from radapter.reports import load_results, to_results_json, write_report
+
+
+@pytest.fixture
+def rows():
+    return sample_rows()
 
 
 def test_results_json_schema(rows):

@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+from reports_testdata import make_row, sample_rows
 
 from radapter.reports import (
     avg_ood,
@@ -14,6 +15,11 @@ from radapter.reports import (
     to_csv,
     to_markdown,
 )
+
+
+@pytest.fixture
+def rows():
+    return sample_rows()
 
 
 def test_avg_ood_is_mean_of_listed_ood_sets_only(rows):
@@ -55,7 +61,7 @@ def test_summarize_means_and_sample_stds(rows):
     assert single["n_seeds"] == 1 and single["std"] == {}
 
 
-def test_summarize_orders_alpha_within_method_and_rejects_mixed_sets(make_row):
+def test_summarize_orders_alpha_within_method_and_rejects_mixed_sets():
     shuffled = [make_row("radapter", a, 0, 70.0, [50.0, 40.0]) for a in (1.0, 0.0, 0.5)]
     assert [r["alpha"] for r in summarize(shuffled)] == [0.0, 0.5, 1.0]
     bad = [make_row("ft", None, 0, 70.0, [50.0, 40.0]), make_row("ft", None, 1, 70.0, [50.0, 40.0])]
@@ -120,7 +126,7 @@ def test_markdown_column_selection(rows):
         to_markdown(rows, columns=["method", "nope"])
 
 
-def test_markdown_puts_non_ood_sets_between_id_and_ood(make_row):
+def test_markdown_puts_non_ood_sets_between_id_and_ood():
     row = make_row("ft", None, 0, 80.0, [50.0, 40.0], **{"IN-shift:top1": 70.0})
     header = to_markdown([row]).splitlines()[0]
     assert header.startswith("| method | α | IN (ID) | IN-shift | V2 | Sketch | avg OOD |")
