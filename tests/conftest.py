@@ -82,3 +82,56 @@ def tiny_open_clip_json(tmp_path):
     path = tmp_path / "tiny-clip.json"
     path.write_text(json.dumps(TINY_OPEN_CLIP_CFG))
     return str(path)
+
+
+def write_image_folder(root, classes=("cat", "dog", "fish"), per_class=8, seed=0, shift=0.0, size=40):
+    """Tiny class-coloured PNGs: class k is a blob of hue k; ``shift`` adds noise and inverts some images."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = np.zeros((size, size, 3), dtype=np.float32)
+            img[..., k % 3] = 0.8
+            img += rng.normal(0, 0.1 + shift, img.shape)
+            if shift and i % 2:
+                img = 1 - img
+            Image.fromarray((np.clip(img, 0, 1) * 255).astype("uint8")).save(d / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_folders(tmp_path):
+    """A training ImageFolder, an ID test set and two shifted sets."""
+    data = tmp_path / "data"
+    write_image_folder(data / "train", per_class=8, seed=0)
+    write_image_folder(data / "test", per_class=4, seed=1)
+    write_image_folder(data / "shiftA", per_class=4, seed=2, shift=0.3)
+    write_image_folder(data / "shiftB", per_class=4, seed=3, shift=0.6)
+    return data
+
+
+def tiny_train_args(tiny_open_clip_json, data, out, method="radapter", *extra):
+    eval_sets = (
+        f"[{{name: test, path: {data}/test, kind: imagefolder, ood: false}}, "
+        f"{{name: shiftA, path: {data}/shiftA, kind: imagefolder}}, {{name: shiftB, path: {data}/shiftB, kind: imagefolder}}]"
+    )
+    return [
+        "train",
+        "--config",
+        "tiny_test",
+        "--model",
+        tiny_open_clip_json,
+        "--data.train",
+        f"{data}/train",
+        "--data.eval_sets",
+        eval_sets,
+        "--method",
+        method,
+        "--out",
+        str(out),
+        *extra,
+    ]

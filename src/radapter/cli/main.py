@@ -118,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"radapter {args.command}: unexpected options {list(overrides)}")
         return getattr(commands, f"cmd_{args.command}")(args, overrides)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"radapter {args.command}: error: {e}", file=sys.stderr)
+        from ..data import CorruptImageError
+
+        hint = (
+            " (or run with --data.skip_corrupt true to skip and count unreadable images)"
+            if isinstance(e, CorruptImageError)
+            else ""
+        )
+        print(f"radapter {args.command}: error: {e}{hint}", file=sys.stderr)
         return 2
 
 
