@@ -1,0 +1,90 @@
+"""Reading images: RGB conversion, CorruptImageError naming the file, corrupt-image scans."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from PIL import Image
+from tiny_images import write_image
+
+from radapter.data import CorruptImageError, SkippedImages, check_image, load_image, scan_images
+from radapter.data.images import is_image_file
+
+
+def test_load_image_returns_rgb_for_grey_palette_and_alpha(tmp_path):
+    for mode in ("L", "P", "RGBA"):
+        path = write_image(tmp_path / f"{mode}.png", size=(5, 4), mode=mode)
+        image = load_image(path)
+        assert image.mode == "RGB"
+        assert image.size == (5, 4)
+
+
+def test_garbage_jpg_raises_corrupt_image_error_naming_the_file(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg at all" * 10)
+    with pytest.raises(CorruptImageError) as info:
+        load_image(bad)
+    assert isinstance(info.value, ValueError)
+    assert str(bad) in str(info.value)
+    assert info.value.path == str(bad)
+    assert "UnidentifiedImageError" in info.value.reason
+
+
+def test_truncated_png_raises(tmp_path):
+    good = write_image(tmp_path / "full.png", size=(64, 64))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[:60])
+    with pytest.raises(CorruptImageError, match="cut.png"):
+        load_image(cut)
+    assert check_image(cut) is not None
+    assert check_image(good) is None
+
+
+def test_missing_file_is_a_corrupt_image_error_saying_not_found(tmp_path):
+    with pytest.raises(CorruptImageError, match="file not found") as info:
+        load_image(tmp_path / "nowhere.png")
+    assert "nowhere.png" in str(info.value)
+
+
+def test_corrupt_image_error_survives_pickling_for_dataloader_workers(tmp_path):
+    error = CorruptImageError(tmp_path / "a.jpg", "truncated")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.path, copy.reason, str(copy)) == (error.path, error.reason, str(error))
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_scan_images_reports_bad_files_in_order(tmp_path, workers):
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"{i}.jpg"
+        if i in (1, 4):
+            path.write_bytes(b"\x00garbage")
+        else:
+            # PNG content under a .jpg name is still a readable image: the extension is not trusted.
+            write_image(path)
+        paths.append(path)
+    bad = scan_images(paths, progress=False, num_workers=workers)
+    assert [(index, path) for index, path, _ in bad] == [(1, str(paths[1])), (4, str(paths[4]))]
+
+
+def test_skipped_images_message_counts_and_names():
+    report = SkippedImages([(f"/d/{i}.jpg", "truncated") for i in range(7)])
+    text = report.message(max_items=2)
+    assert text.startswith("skipped 7 corrupt images: /d/0.jpg (truncated), /d/1.jpg (truncated)")
+    assert text.endswith("... and 5 more")
+    assert len(report) == 7 and report.paths[0] == "/d/0.jpg"
+    assert str(SkippedImages()) == "skipped 0 corrupt images" and not SkippedImages()
+
+
+def test_image_extensions_are_case_insensitive():
+    assert all(is_image_file(name) for name in ("a.JPEG", "b.jpg", "c.Png", "d.bmp", "e.WEBP", "f.jpeg"))
+    assert not any(is_image_file(name) for name in ("a.txt", "b.gif", "jpg", "c.jpg.bak"))
+
+
+def test_loaded_image_is_detached_from_the_file(tmp_path):
+    path = write_image(tmp_path / "x.png")
+    image = load_image(path)
+    path.unlink()  # the pixels were decoded eagerly, so the image no longer needs the file
+    assert image.getpixel((0, 0)) == (200, 30, 30)
+    assert isinstance(image, Image.Image)
