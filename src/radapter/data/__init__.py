@@ -5,10 +5,22 @@
 * :mod:`~radapter.data.csvdata` — :class:`CsvDataset`, the FLYP / R-Adapter TAB-separated CSV.
 * :mod:`~radapter.data.fewshot` — seeded :func:`sample_k_shot` and :func:`split_holdout`.
 * :mod:`~radapter.data.transforms` — CLIP train / eval preprocessing, ObjectNet border crop.
+* :mod:`~radapter.data.shifts` — ImageNet, -V2, -Sketch, -A, -R and ObjectNet as :class:`EvalSet`.
+* :mod:`~radapter.data.eval_sets` — user-defined evaluation sets from a config (:class:`EvalSetConfig`).
+* :mod:`~radapter.data.class_lists` — the shipped class lists (ImageNet wnids, A/R subsets, ObjectNet map).
 """
 
 from radapter.data.base import DatasetLayoutError, ImageSampleDataset, skip_corrupt_images
+from radapter.data.class_lists import (
+    ObjectNetClass,
+    imagenet_a_wnids,
+    imagenet_classnames,
+    imagenet_r_wnids,
+    imagenet_wnids,
+    objectnet_classes,
+)
 from radapter.data.csvdata import CsvDataset
+from radapter.data.eval_sets import EVAL_SET_KINDS, EvalSetConfig, build_eval_set, match_classnames
 from radapter.data.fewshot import sample_k_shot, split_holdout
 from radapter.data.folders import ImageFolderDataset
 from radapter.data.images import (
@@ -18,6 +30,13 @@ from radapter.data.images import (
     check_image,
     load_image,
     scan_images,
+)
+from radapter.data.shifts import (
+    IMAGENET_EVAL_SETS,
+    IMAGENET_SUITE_FOLDERS,
+    EvalSet,
+    build_imagenet_eval_set,
+    build_imagenet_suite,
 )
 from radapter.data.transforms import (
     OPENAI_DATASET_MEAN,
@@ -29,6 +48,9 @@ from radapter.data.transforms import (
 )
 
 __all__ = [
+    "EVAL_SET_KINDS",
+    "IMAGENET_EVAL_SETS",
+    "IMAGENET_SUITE_FOLDERS",
     "IMAGE_EXTENSIONS",
     "OPENAI_DATASET_MEAN",
     "OPENAI_DATASET_STD",
@@ -36,13 +58,25 @@ __all__ = [
     "CorruptImageError",
     "CsvDataset",
     "DatasetLayoutError",
+    "EvalSet",
+    "EvalSetConfig",
     "ImageFolderDataset",
     "ImageSampleDataset",
+    "ObjectNetClass",
     "SkippedImages",
     "border_crop",
+    "build_eval_set",
+    "build_imagenet_eval_set",
+    "build_imagenet_suite",
     "check_image",
     "eval_transform",
+    "imagenet_a_wnids",
+    "imagenet_classnames",
+    "imagenet_r_wnids",
+    "imagenet_wnids",
     "load_image",
+    "match_classnames",
+    "objectnet_classes",
     "sample_k_shot",
     "scan_images",
     "skip_corrupt_images",
