@@ -135,3 +135,46 @@ def tiny_train_args(tiny_open_clip_json, data, out, method="radapter", *extra):
         str(out),
         *extra,
     ]
+
+
+@pytest.fixture
+def tiny_hf_dir(tmp_path):
+    """A Hugging Face CLIPModel + CLIPTokenizer folder (tiny letter-level vocabulary) written by the test."""
+    import string
+
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    d = tmp_path / "hf-tiny"
+    d.mkdir()
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in list(string.ascii_lowercase) + ["."]:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (d / "vocab.json").write_text(json.dumps(vocab))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), pad_token="<|endoftext|>").save_pretrained(d)
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 40,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+        projection_dim=24,
+    )
+    CLIPModel(cfg).save_pretrained(d)
+    return str(d)

@@ -247,3 +247,23 @@ def test_two_process_gloo_run_equals_one_process(tiny_open_clip_json, tiny_folde
     for k in a:
         # summation order differs across processes; Adam turns that float noise into ~1e-6 weight differences
         assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), (k, (a[k] - b[k]).abs().max())
+
+
+def test_hf_clip_model_trains_and_exports(tiny_hf_dir, tiny_folders, tmp_path):
+    """`--model hf:PATH` runs the same trainer; the merged export loads with CLIPModel.from_pretrained."""
+    from transformers import CLIPModel
+
+    import radapter
+
+    out = tmp_path / "hf"
+    args = tiny_train_args("unused", tiny_folders, out, "radapter", "--optim.lr", "0.05")
+    args[args.index("--model") + 1] = f"hf:{tiny_hf_dir}"
+    assert main(args) == 0
+    rows = _rows(out)
+    assert [r["alpha"] for r in rows] == [0.0, 0.5, 1.0]
+    plain = CLIPModel.from_pretrained(str(out / "merged")).eval()
+    loaded = radapter.load_model(f"hf:{tiny_hf_dir}")
+    adapted = radapter.load_adapter(loaded.model, str(out / "adapter")).eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(radapter.encode_image(plain, images), radapter.encode_image(adapted, images), atol=1e-5)
