@@ -108,7 +108,6 @@ class MethodConfig:
 class EvalConfig:
     alphas: list[float] = field(default_factory=lambda: list(DEFAULT_ALPHAS))
     batch_size: int = 256
-    every: int = field(default=0, metadata={"help": "evaluate every N steps during training (0 = only at the end)"})
     max_images: int | None = field(default=None, metadata={"help": "cap per eval set (quick looks)"})
 
 

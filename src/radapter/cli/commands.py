@@ -52,11 +52,7 @@ def cmd_eval(args, overrides) -> int:
 def cmd_sweep(args, overrides) -> int:
     if args.alphas:
         overrides = {**overrides, "eval.alphas": [float(a) for a in args.alphas.split(",")]}
-    rows = _evaluate_run(args.run, overrides, "sweep.jsonl")
-    _print_rows(rows)
-    chosen = [r for r in rows if r.get("selected")]
-    if chosen:
-        print(f"α chosen on the hold-out split: {chosen[0]['alpha']}")
+    _print_rows(_evaluate_run(args.run, overrides, "sweep.jsonl"))
     return 0
 
 
@@ -172,3 +168,13 @@ def _print_rows(rows: list[dict]) -> None:
     from ..reports import to_markdown
 
     print(to_markdown([{k: v for k, v in r.items() if k != "config"} for r in rows]))
+    chosen = next((r for r in rows if r.get("selected") == "holdout"), None)
+    default = next((r for r in rows if r.get("default")), None)
+    if chosen and default:
+        idn = chosen.get("id_set")
+        print(
+            f"α chosen on the hold-out split: {chosen['alpha']} (hold-out top-1 {chosen['holdout:top1']:.1f}, "
+            f"{idn} {chosen.get(f'{idn}:top1', float('nan')):.1f}, avg OOD {chosen.get('avg_ood:top1', float('nan')):.1f}); "
+            f"default α {default['alpha']}: {idn} {default.get(f'{idn}:top1', float('nan')):.1f}, "
+            f"avg OOD {default.get('avg_ood:top1', float('nan')):.1f}"
+        )

@@ -36,7 +36,7 @@ FIXED_EVAL_SIZE = 256
 class WorldSamples:
     """A set of world images with everything known about them (arrays aligned on axis 0)."""
 
-    images: np.ndarray  # uint8 [N, H, W, 3]
+    images: np.ndarray | None  # uint8 [N, H, W, 3]; None if generated with render=False
     labels: np.ndarray  # int64 [N], index into spec.classes
     domains: np.ndarray  # int64 [N], index into spec.domains
     colours: np.ndarray  # int64 [N], index into spec.colours
@@ -50,7 +50,7 @@ class WorldSamples:
     def subset(self, index: np.ndarray | Sequence[int]) -> WorldSamples:
         index = np.asarray(index)
         return WorldSamples(
-            images=self.images[index],
+            images=None if self.images is None else self.images[index],
             labels=self.labels[index],
             domains=self.domains[index],
             colours=self.colours[index],
@@ -69,6 +69,7 @@ def generate(
     seed: Seed = 0,
     domains: Sequence[str] | None = None,
     colour_cue_rho: float = 0.0,
+    render_images: bool = True,
 ) -> WorldSamples:
     """Samples `n` images with balanced classes and domains.
 
@@ -78,6 +79,8 @@ def generate(
         seed: int or sequence of ints for `numpy.random.default_rng`.
         domains: domain names to draw from (balanced); default all of `spec.domains`.
         colour_cue_rho: strength of the class-correlated colour cue (see the module docstring).
+        render_images: False skips rasterising (images=None) for fast statistics; everything else is
+            drawn first, so it is identical either way.
 
     Returns:
         WorldSamples with uint8 images [n, H, W, 3].
@@ -93,7 +96,7 @@ def generate(
     cue = np.array([spec.cue_colour(k) for k in range(spec.num_classes)], dtype=np.int64)
     colours = np.where(cued, cue[labels], rng.integers(len(spec.colours), size=n)).astype(np.int64)
     captions, caption_labels = make_captions(spec, labels, doms, colours, rng)
-    images = render(spec, labels, doms, colours, rng)
+    images = render(spec, labels, doms, colours, rng) if render_images else None
     return WorldSamples(images, labels, doms, colours, captions, caption_labels, spec)
 
 
@@ -128,6 +131,7 @@ def downstream_benchmark(
     rho: float = 0.8,
     id_domain: str = "photo",
     spec: WorldSpec | None = None,
+    render_images: bool = True,
 ) -> dict[str, WorldSamples]:
     """The robust fine-tuning benchmark: train on one domain with a colour cue, test under shift.
 
@@ -140,11 +144,11 @@ def downstream_benchmark(
     spec = spec or WorldSpec()
     spec.domain_index(id_domain)
     splits = {
-        "train": generate(spec, n_train, [seed, _BENCHMARK_STREAM, 0], [id_domain], rho),
-        "id": generate(spec, n_test, [seed, _BENCHMARK_STREAM, 1], [id_domain], rho),
-        "id_shift": generate(spec, n_test, [seed, _BENCHMARK_STREAM, 2], [id_domain], rho / 2),
+        "train": generate(spec, n_train, [seed, _BENCHMARK_STREAM, 0], [id_domain], rho, render_images),
+        "id": generate(spec, n_test, [seed, _BENCHMARK_STREAM, 1], [id_domain], rho, render_images),
+        "id_shift": generate(spec, n_test, [seed, _BENCHMARK_STREAM, 2], [id_domain], rho / 2, render_images),
     }
     for j, d in enumerate(spec.domains):
         if d != id_domain:
-            splits[f"ood_{d}"] = generate(spec, n_test, [seed, _BENCHMARK_STREAM, 3 + j], [d], 0.0)
+            splits[f"ood_{d}"] = generate(spec, n_test, [seed, _BENCHMARK_STREAM, 3 + j], [d], 0.0, render_images)
     return splits
