@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.time()
+    commit = git_commit()  # before training: the tree may change during a long run
     model_cfg = world_clip_model_cfg()
     model = train(args, model_cfg)
     train_seconds = time.time() - start
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "weight_decay": args.weight_decay,
         "n_train": args.n_train,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "torch": torch.__version__,
         "open_clip": open_clip.__version__,
         "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",

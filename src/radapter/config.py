@@ -122,7 +122,10 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint_every: int = field(
-        default=0, metadata={"help": "also keep a checkpoint every N steps (0 = latest only)"}
+        default=0,
+        metadata={
+            "help": "checkpoint every N steps, kept permanently (0 = at each epoch end, keeping the last `keep`)"
+        },
     )
     keep: int = field(default=2, metadata={"help": "how many step checkpoints to keep"})
     log_every: int = 10
