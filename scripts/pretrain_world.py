@@ -31,6 +31,7 @@ import numpy as np
 import open_clip
 import torch
 from open_clip.loss import ClipLoss
+from open_clip.tokenizer import SimpleTokenizer
 from tqdm import tqdm
 
 from radapter.data.world.clip import (
@@ -105,7 +106,8 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def train(args: argparse.Namespace, model_cfg: dict) -> torch.nn.Module:
     torch.manual_seed(args.seed)
     model = build_world_clip(model_cfg)
-    tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=model_cfg["text_cfg"]["context_length"])
+    # open_clip's default BPE tokenizer, as get_tokenizer("local-dir:<out>") will give for the saved model
+    tokenizer = SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])
     t0 = time.time()
     data = pretraining_set(args.seed, args.n_train)
     tokens = tokenizer(data.captions)

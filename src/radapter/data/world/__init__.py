@@ -25,6 +25,7 @@ from .datasets import (
     WorldDataset,
     images_to_tensor,
     write_image_folder,
+    write_splits,
 )
 from .generate import (
     WorldSamples,
@@ -61,6 +62,7 @@ __all__ = [
     "save_open_clip_dir",
     "world_clip_model_cfg",
     "write_image_folder",
+    "write_splits",
     "zero_shot_accuracy",
     "zero_shot_head",
 ]

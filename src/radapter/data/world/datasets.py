@@ -102,3 +102,8 @@ def write_image_folder(samples: WorldSamples, root: str | Path) -> Path:
     (root / "classnames.txt").write_text("\n".join(spec.classes) + "\n")
     (root / "captions.tsv").write_text("path\tcaption\tdomain\tcolour\n" + "\n".join(rows) + "\n")
     return root
+
+
+def write_splits(splits: dict[str, WorldSamples], root: str | Path) -> dict[str, Path]:
+    """`write_image_folder` for each split (e.g. of `downstream_benchmark`) into `root/<split name>/`."""
+    return {name: write_image_folder(samples, Path(root) / name) for name, samples in splits.items()}
