@@ -28,21 +28,20 @@ def make_open_clip(seed: int = 0):
     return model.eval()
 
 
-def make_hf_clip(seed: int = 0):
-    from transformers import CLIPConfig, CLIPModel
+def hf_clip_config(vocab_size: int = 99, bos: int = 0, eos: int = 2, pad: int = 1):
+    from transformers import CLIPConfig
 
-    torch.manual_seed(seed)
-    cfg = CLIPConfig(
+    return CLIPConfig(
         text_config={
-            "vocab_size": 99,
+            "vocab_size": vocab_size,
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_hidden_layers": 2,
             "num_attention_heads": 2,
             "max_position_embeddings": 16,
-            "bos_token_id": 0,
-            "eos_token_id": 2,
-            "pad_token_id": 1,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "pad_token_id": pad,
         },
         vision_config={
             "image_size": 32,
@@ -54,7 +53,13 @@ def make_hf_clip(seed: int = 0):
         },
         projection_dim=24,
     )
-    return CLIPModel(cfg).eval()
+
+
+def make_hf_clip(seed: int = 0):
+    from transformers import CLIPModel
+
+    torch.manual_seed(seed)
+    return CLIPModel(hf_clip_config()).eval()
 
 
 BUILDERS = {"open_clip": make_open_clip, "hf": make_hf_clip}
@@ -142,7 +147,7 @@ def tiny_hf_dir(tmp_path):
     """A Hugging Face CLIPModel + CLIPTokenizer folder (tiny letter-level vocabulary) written by the test."""
     import string
 
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+    from transformers import CLIPModel, CLIPTokenizer
 
     d = tmp_path / "hf-tiny"
     d.mkdir()
@@ -154,27 +159,5 @@ def tiny_hf_dir(tmp_path):
     (d / "merges.txt").write_text("#version: 0.2\n")
     CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), pad_token="<|endoftext|>").save_pretrained(d)
     torch.manual_seed(0)
-    cfg = CLIPConfig(
-        text_config={
-            "vocab_size": len(vocab),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 16,
-            "bos_token_id": 0,
-            "eos_token_id": 1,
-            "pad_token_id": 1,
-        },
-        vision_config={
-            "image_size": 32,
-            "patch_size": 8,
-            "hidden_size": 40,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-        },
-        projection_dim=24,
-    )
-    CLIPModel(cfg).save_pretrained(d)
+    CLIPModel(hf_clip_config(vocab_size=len(vocab), eos=1, pad=1)).save_pretrained(d)
     return str(d)
