@@ -10,6 +10,8 @@ from the model config (no tracing), per training step:
 * per transformer block and token: q/k/v projection ``3d²``, attention scores ``N·d`` and weighted sum
   ``N·d``, output projection ``d²``, MLP ``2·d·m`` (m = mlp width) multiply-adds; the vision stem (patch
   convolution) ``196·768·768`` per image; the final projections ``d·E`` on one token; the loss ``B²·E``;
+* R-Adapter's adapters count on the 1 − p = 80 % of token rows that dropping keeps (the library applies F
+  to kept rows only);
 * backward: every product needs the gradient of its input (same cost as forward) where anything below it is
   trainable, and the gradient of its weight (same cost again) where the weight (or, for peft's
   ``MultiheadAttention``, the merged weight it builds from LoRA) is trainable;
@@ -45,6 +47,7 @@ TINY_CFG: dict[str, Any] = {
 METHODS = ("full_ft", "radapter", "radapter_r64", "lora")
 LORA_TARGETS = ["attn", "c_fc", "c_proj"]  # peft wraps nn.MultiheadAttention (in_proj + out_proj) as one target
 LORA_RANK = 8
+DROP_PROB = 0.2  # R-Adapter's adapter dropping in every recipe (RAdapterConfig default), token granularity
 
 
 # ----------------------------------------------------------------------------------------------------- models
@@ -101,6 +104,17 @@ def tokenizer(cfg: dict[str, Any]):
     from open_clip.tokenizer import SimpleTokenizer
 
     return SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"])
+
+
+def import_libraries(method: str) -> None:
+    """Imports everything a method's step uses, so "RSS after imports" is the same baseline for all methods
+    (torch alone is ~600 MB of RSS; open_clip + radapter ~250 MB more; peft for LoRA)."""
+    import open_clip  # noqa: F401
+
+    import radapter  # noqa: F401
+
+    if method == "lora":
+        import peft  # noqa: F401
 
 
 def trainable_params(model: torch.nn.Module) -> int:
@@ -179,6 +193,33 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+class SavedActivations:
+    """Context manager: bytes of the distinct tensors autograd saves for backward (parameters and buffers
+    excluded) — the activation memory of one step, measured, not estimated."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.skip = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+        self.seen: dict[int, int] = {}
+        self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        if st.data_ptr() not in self.skip:
+            self.seen.setdefault(st.data_ptr(), st.nbytes())
+        return t
+
+    @property
+    def mb(self) -> float:
+        return sum(self.seen.values()) / 2**20
+
+    def __enter__(self):
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
 
 
 def rss_mb() -> float:
@@ -283,8 +324,9 @@ def train_step_flops(cfg: dict[str, Any], batch: int, method: str) -> float:
             per_block = 3 * (qkv + attn + out + mlp)
             macs += batch * (L * per_block + 2 * tw.stem_macs + 3 * proj)
         elif method.startswith("radapter"):
-            # adapter per site and token: full rank d², low rank 2rd; forward + input grad + weight grad
-            site = d * d * n if rank is None or rank >= d else 2 * rank * d * n
+            # adapter per site and token: full rank d², low rank 2rd; forward + input grad + weight grad, on the
+            # 1 − p kept token rows only (radapter applies F to kept rows; dropped rows are h unchanged)
+            site = (d * d * n if rank is None or rank >= d else 2 * rank * d * n) * (1.0 - DROP_PROB)
             # forward + input gradient everywhere (attention: both operands are activations, so 2 gradients)...
             base = L * (2 * (qkv + out + mlp) + 3 * attn)
             base -= qkv + 2 * attn + out  # ... except block 0's attention below its adapter (forward only)
@@ -365,12 +407,13 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def environment(device: str = "cpu") -> str:
+def environment(device: str = "cpu", threads: int | None = None) -> str:
     """One line describing where a result was measured (printed with every table)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    threads = threads or torch.get_num_threads()
     dev = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine()
     return (
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {dev}, "
+        f"torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs, {dev}, "
         f"load avg {load:.2f}, {time.strftime('%Y-%m-%d %H:%M')}"
     )
 

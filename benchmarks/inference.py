@@ -107,7 +107,7 @@ def report(out: dict, args) -> str:
             f"inference: {'tiny smoke model' if args.smoke else 'open_clip ViT-B/16'}, image batch {args.batch}, "
             f"text batch {args.text_batch}, {args.device} {args.amp or 'fp32'}, {args.rounds} rounds (+{args.warmup} "
             f"warm-up), R-Adapter {'full rank' if args.rank is None else f'rank {args.rank}'}, α = 0.5",
-            C.environment(args.device),
+            C.environment(args.device, args.threads),
             C.table(rows, head),
             "× base time: median over rounds of the paired ratio (same round, adjacent runs).",
         ]

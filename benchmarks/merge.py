@@ -140,7 +140,7 @@ def report(out: dict, args) -> str:
             f"{'full rank' if args.rank is None else f'rank {args.rank}'} in both towers, {args.device}; "
             f"merge = median of {args.rounds} runs ({', '.join(f'{t:.2f}' for t in d['merge_times'])} s); "
             f"sweep via {'merge_r_adapter per α' if args.naive else 'the library sweep helper when present'}",
-            C.environment(args.device),
+            C.environment(args.device, args.threads),
             C.table(rows, ["what", "seconds", "share of sweep", "GFLOP/s"]),
             f"one merge = {d['merge_gflop']:.1f} GFLOP of matrix products (d×d @ d×d_in per adapted linear)",
         ]

@@ -160,7 +160,7 @@ def report(out: dict, args) -> str:
             f"pipeline: {'tiny smoke model' if args.smoke else 'open_clip ViT-B/16'}, {args.method}, batch {args.batch}, "
             f"{args.workers} loader workers, {args.device} {args.amp or 'fp32'}, {args.rounds} rounds × "
             f"({args.warmup} warm-up + {args.steps} timed) steps",
-            C.environment(args.device),
+            C.environment(args.device, args.threads),
             C.table(rows, ["variant", "images/s", "× model only"]),
         ]
     )

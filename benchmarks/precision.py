@@ -114,7 +114,7 @@ def report(out: dict, args) -> str:
         [
             f"precision: {'tiny smoke model' if args.smoke else 'open_clip ViT-B/16'}, {args.method}, batch "
             f"{args.batch}, {args.device}, {args.rounds} rounds × ({args.warmup} warm-up + {args.steps} timed) steps",
-            C.environment(args.device),
+            C.environment(args.device, args.threads),
             C.table(rows, ["precision", "step s", "× fp32", "GEMM peak GFLOP/s", "demo top-1 %"]),
             f"demo accuracy difference bf16 − fp32: {'n/a' if diff is None else f'{diff:+.2f} points'} "
             f"({d['demo']['fp32']['note']})",

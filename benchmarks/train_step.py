@@ -26,13 +26,21 @@ PASS_THROUGH = ("batch", "steps", "warmup", "device", "amp", "threads")
 
 def worker(args) -> dict:
     C.setup_threads(args)
+    C.import_libraries(args.worker)
+    rss_import = C.rss_mb()
     cfg = C.model_config(args.smoke)
     model = C.apply_method(C.build_model(args.smoke, args.device), args.worker)
     rss_model = C.rss_mb()
     step = C.TrainStep(model, args.worker, args.device, args.amp)
     images, tokens, labels = C.make_batch(cfg, args.batch, args.device)
-    for _ in range(args.warmup):
-        step(images, tokens, labels)
+    saved_mb = None
+    for i in range(args.warmup):
+        if i == 0:  # the first warm-up step also measures what autograd keeps for backward
+            with C.SavedActivations(model) as saved:
+                step(images, tokens, labels)
+            saved_mb = saved.mb
+        else:
+            step(images, tokens, labels)
     tw = C.towers(cfg)["image"]
     peak_dtype = {None: torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
     if args.device.startswith("cuda"):  # a GPU needs a bigger GEMM than one MLP layer to reach its peak
@@ -45,7 +53,9 @@ def worker(args) -> dict:
         "method": args.worker,
         "step_times": times,
         "peak_rss_mb": C.peak_rss_mb(),
+        "rss_import_mb": rss_import,
         "rss_model_mb": rss_model,
+        "saved_activations_mb": saved_mb,
         "gpu_peak_mb": gpu_peak,
         "trainable_params": C.trainable_params(model),
         "matmul_peak_gflops": peak,
@@ -93,30 +103,38 @@ def run(args) -> dict:
 
 def report(out: dict, args) -> str:
     ms = out["methods"]
-    ref = ms.get("full_ft")
+    runs = out["_details"]["runs"]
     cfg = C.model_config(args.smoke)
+    cuda = args.device.startswith("cuda")
+
+    def med(name, key):
+        vals = [r[key] for r in runs[name] if r.get(key) is not None]
+        return C.median(vals) if vals else None
+
+    def net(name):  # peak RSS above the interpreter and its imports (torch alone is ~600 MB of RSS)
+        return ms[name]["peak_rss_mb"] - med(name, "rss_import_mb")
+
+    ref = "full_ft" if "full_ft" in ms else None
     rows = []
     for name, m in ms.items():
-        rss_model = C.median([r["rss_model_mb"] for r in out["_details"]["runs"][name]])
         rows.append(
             [
                 name,
                 m["step_s"],
                 m["images_per_s"],
-                m["step_s"] / ref["step_s"] if ref else None,
+                m["step_s"] / ms[ref]["step_s"] if ref else None,
                 C.train_step_flops(cfg, args.batch, name) / C.train_step_flops(cfg, args.batch, "full_ft"),
                 m["peak_rss_mb"],
-                m["peak_rss_mb"] / ref["peak_rss_mb"] if ref else None,
-                rss_model,
+                m["peak_rss_mb"] / ms[ref]["peak_rss_mb"] if ref else None,
+                net(name) / net(ref) if ref else None,
+                med(name, "rss_import_mb"),
+                med(name, "rss_model_mb"),
+                med(name, "saved_activations_mb"),
                 m["trainable_params"],
                 m["gflops"],
                 m["mfu"],
             ]
-            + (
-                [C.median([r["gpu_peak_mb"] for r in out["_details"]["runs"][name]])]
-                if args.device.startswith("cuda")
-                else []
-            )
+            + ([med(name, "gpu_peak_mb")] if cuda else [])
         )
     head = [
         "method",
@@ -126,19 +144,26 @@ def report(out: dict, args) -> str:
         "× FT FLOPs",
         "peak RSS MB",
         "× FT mem",
-        "RSS model MB",
+        "× FT mem net",
+        "RSS imports MB",
+        "RSS +model MB",
+        "activations MB",
         "trainable",
         "GFLOP/s",
         "MFU",
-    ] + (["GPU peak MB"] if args.device.startswith("cuda") else [])
+    ]
+    head += ["GPU peak MB"] if cuda else []
+    measured = ", ".join(f"{p:.0f}" for p in out["_details"]["measured_peaks"])
+    given = f"given: {args.peak_gflops}; " if args.peak_gflops else ""
     lines = [
         f"train_step: {'tiny smoke model' if args.smoke else 'open_clip ViT-B/16'}, batch {args.batch}, "
         f"{args.device}{' ' + args.amp if args.amp else ' fp32'}, {args.rounds} rounds × ({args.warmup} warm-up + "
         f"{args.steps} timed) steps per method",
-        C.environment(args.device),
+        C.environment(args.device, args.threads),
         C.table(rows, head),
-        f"matmul peak {out['matmul_peak_gflops']:.1f} GFLOP/s "
-        f"({'given: ' + str(args.peak_gflops) + '; ' if args.peak_gflops else ''}measured GEMM bests per worker: {', '.join(f'{p:.0f}' for p in out['_details']['measured_peaks'])})",
+        "× FT mem net: peak RSS minus the RSS after imports. RSS +model: after building the model (and adapters).",
+        "activations: distinct tensors autograd saved for backward in one step (parameters excluded).",
+        f"matmul peak {out['matmul_peak_gflops']:.1f} GFLOP/s ({given}measured GEMM bests per worker: {measured})",
     ]
     return "\n".join(lines)
 

@@ -152,7 +152,8 @@ def test_flop_count_matches_known_numbers(bench):
     assert full == pytest.approx(3 * fwd - stem, rel=1e-4)
     ra, r64, lora = (C.train_step_flops(cfg, 8, m) for m in ("radapter", "radapter_r64", "lora"))
     assert r64 < lora < ra < full
-    assert 0.80 < ra / full < 0.85 and 0.68 < r64 / full < 0.71  # frozen base: no weight gradients
+    # frozen base: no weight gradients; adapters on the 80 % of token rows that dropping keeps
+    assert ra / full == pytest.approx(0.794, abs=0.002) and r64 / full == pytest.approx(0.690, abs=0.002)
 
 
 def test_alternated_rotates_the_order(bench):
