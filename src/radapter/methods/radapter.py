@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from ..adapters import apply_r_adapter, ema_update, merge_r_adapter
+from ..adapters.merge import iter_alpha_merges
 from ..adapters.io import export_merged, save_adapter
 from ..adapters.r_adapter import adapter_state_dict, iter_adapters
 from ..config import ConfigError
@@ -79,9 +80,9 @@ class RAdapterMethod(Method):
             getattr(adapters[site], name).copy_(value)
 
     def variants(self) -> Iterator[Variant]:
-        for alpha in self.cfg.eval.alphas:
-            merged = merge_r_adapter(self.model, alpha=alpha, use_ema=self.cfg.method.use_ema).eval()
-            yield Variant(merged, alpha=float(alpha))
+        # one merged copy re-weighted per α: the sweep pays the s̃F̃W products once
+        for alpha, merged in iter_alpha_merges(self.model, self.cfg.eval.alphas, use_ema=self.cfg.method.use_ema):
+            yield Variant(merged.eval(), alpha=alpha)
 
     def export(self, directory: str) -> dict[str, str]:
         adapter_dir = os.path.join(directory, "adapter")
