@@ -35,6 +35,7 @@ from .generate import (
     heldout_set,
     measured_cue_strength,
     pretraining_set,
+    validation_set,
 )
 from .spec import CLASSES, COLOURS, DOMAINS, ZERO_SHOT_TEMPLATES, WorldSpec
 
@@ -60,6 +61,7 @@ __all__ = [
     "measured_cue_strength",
     "pretraining_set",
     "save_open_clip_dir",
+    "validation_set",
     "world_clip_model_cfg",
     "write_image_folder",
     "write_splits",

@@ -29,6 +29,7 @@ _PRETRAIN_STREAM = 0
 _BENCHMARK_STREAM = 1
 _HELDOUT_STREAM = 2
 _FIXED_STREAM = 3
+_VALIDATION_STREAM = 4
 FIXED_EVAL_SIZE = 256
 
 
@@ -117,6 +118,11 @@ def pretraining_set(seed: int, n: int, spec: WorldSpec | None = None) -> WorldSa
 def heldout_set(seed: int, n: int, spec: WorldSpec | None = None) -> WorldSamples:
     """Like `pretraining_set` but from a disjoint random stream: for evaluating the pretrained model."""
     return generate(spec, n, seed=[seed, _HELDOUT_STREAM])
+
+
+def validation_set(seed: int, n: int, spec: WorldSpec | None = None) -> WorldSamples:
+    """Another disjoint stream, for choosing a pretraining checkpoint (kept apart from `heldout_set`)."""
+    return generate(spec, n, seed=[seed, _VALIDATION_STREAM])
 
 
 def fixed_eval_sample(n: int = FIXED_EVAL_SIZE, spec: WorldSpec | None = None) -> WorldSamples:

@@ -12,7 +12,7 @@ Pipeline per chunk:
 3. compositing per domain:
    - photo: object colour with a soft lighting gradient on a grey, slightly tinted background of
      contrasting brightness with weak low-frequency texture (the "background" of a photo);
-   - cartoon: flat object colour, dark outline, flat pastel background;
+   - cartoon: flat object colour, outline in a dark shade of it, flat pastel background;
    - sketch: coloured pencil outline only, on paper-white;
    - inverted: photo, then 1 - x;
    - noisy: photo plus i.i.d. Gaussian pixel noise;
@@ -32,7 +32,7 @@ from .spec import COLOURS, WorldSpec
 
 CHUNK = 512
 _PHOTO_LIKE = ("photo", "inverted", "noisy", "lowcontrast")
-_OUTLINE_PX = 1.75  # stroke width of outlines (cartoon, sketch) in output pixels
+_OUTLINE_PX = 1.25  # stroke width of outlines (cartoon, sketch) in output pixels
 
 
 def render(
@@ -139,11 +139,11 @@ def _render_chunk(
         if name == "cartoon":
             m, b = mask[i], band[i]
             flat = m * col[i] + (1 - m) * t(pastel)[i].view(-1, 1, 1, 3)
-            img[i] = flat * (1 - b) + 0.06 * b
+            img[i] = flat * (1 - b) + 0.3 * col[i] * b  # outline: a dark shade of the fill
         elif name == "sketch":
             b = band[i]
             bg = t(paper)[i].view(-1, 1, 1, 1) + 0.02 * t(grain)[i]
-            img[i] = bg * (1 - b) + 0.55 * col[i] * b
+            img[i] = bg * (1 - b) + 0.7 * col[i] * b
         elif name == "inverted":
             img[i] = 1 - img[i]
         elif name == "noisy":

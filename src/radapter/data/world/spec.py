@@ -85,7 +85,7 @@ class WorldSpec:
     max_rotation_deg: float = field(default=15.0, metadata={"help": "max rotation in degrees"})
     # domain difficulty (tuned so that zero-shot accuracy is similar across domains)
     texture_amplitude: float = field(default=0.06, metadata={"help": "photo background texture std"})
-    noise_sigma: float = field(default=0.15, metadata={"help": "pixel noise std of the noisy domain"})
+    noise_sigma: float = field(default=0.08, metadata={"help": "pixel noise std of the noisy domain"})
     low_contrast: float = field(default=0.40, metadata={"help": "contrast factor of the lowcontrast domain"})
     # caption noise
     p_class_word: float = field(default=0.90, metadata={"help": "P(caption names a class)"})
