@@ -20,12 +20,22 @@ warm-up, no bias correction. The EMA copies are buffers: not trainable, saved wi
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from .config import RAdapterConfig
+
+# open_clip's attention is nn.MultiheadAttention(batch_first=True), which transposes its input to [tokens, batch,
+# d] — a non-contiguous view — before the q/k/v projection. When the projection weight does not require grad
+# (R-Adapter freezes it), torch's matmul does not fold that 3-D input into one GEMM: it runs a batched GEMM of
+# `tokens` tiny [batch, d] @ [d, 3d] products against an expanded weight, forward and backward — 30 % of a
+# ViT-B/16 R-Adapter training step on CPU (benchmarks/README.md). TORCH_LINEAR_FLATTEN_3D=1 makes F.linear copy
+# such an input to 2-D and call one addmm, which is what already happens whenever the weight requires grad, so
+# it never costs more. torch reads the variable once, at the first such call; set it to 0 to opt out.
+os.environ.setdefault("TORCH_LINEAR_FLATTEN_3D", "1")
 
 
 class RAdapter(nn.Module):
