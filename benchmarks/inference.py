@@ -116,7 +116,7 @@ def report(out: dict, args) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    C.add_common_args(p, steps=1, warmup=1, rounds=6, batch=4)
+    C.add_common_args(p, steps=1, warmup=1, rounds=10, batch=4)
     p.add_argument("--text-batch", type=int, default=16)
     p.add_argument("--rank", type=int, default=None, help="adapter rank (default full rank)")
     args = p.parse_args(argv)

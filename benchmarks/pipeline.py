@@ -65,6 +65,26 @@ def make_dataset(root: str, image_size: int):
         return ImageFolder(root, transform=tf), "torchvision"
 
 
+def loader_images_per_s(root: str, image_size: int, n: int) -> float:
+    """Decode + augment throughput of one process (what each DataLoader worker can deliver)."""
+    import time
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    try:
+        dataset, _ = make_dataset(root, image_size)
+        n = min(n, len(dataset))
+        dataset[0]
+        t = time.perf_counter()
+        for i in range(n):
+            dataset[i]
+        return n / (time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def worker(args) -> dict:
     C.setup_threads(args)
     cfg = C.model_config(args.smoke)
@@ -121,6 +141,7 @@ def run(args) -> dict:
         size = (64, 48) if args.smoke else (500, 375)
         write_image_folder(tmp, n_images, min(8, n_images), size)
     try:
+        loader_ips = loader_images_per_s(args.data_dir, cfg["vision_cfg"]["image_size"], args.batch * 2)
         runs = {v: [] for v in VARIANTS}
         for rnd, variant in C.alternated(VARIANTS, args.rounds):
             res = C.run_variant("pipeline.py", worker, args, variant, PASS_THROUGH)
@@ -138,6 +159,7 @@ def run(args) -> dict:
         "end_to_end_images_per_s": args.batch / med["end_to_end"],
     }
     out["_details"] = {
+        "loader_images_per_s": loader_ips,
         "runs": runs,
         "source": runs["end_to_end"][0]["source"],
         "image_size": cfg["vision_cfg"]["image_size"],
@@ -162,6 +184,8 @@ def report(out: dict, args) -> str:
             f"({args.warmup} warm-up + {args.steps} timed) steps",
             C.environment(args.device, args.threads),
             C.table(rows, ["variant", "images/s", "× model only"]),
+            f"one loader process decodes + augments {out['_details']['loader_images_per_s']:.0f} images/s "
+            f"({args.workers} workers run in parallel with the step)",
         ]
     )
 

@@ -101,6 +101,13 @@ def run(args) -> dict:
     return out
 
 
+def paired_ratio(runs: dict, name: str, ref: str) -> float:
+    """Median over rounds of (median step of ``name`` / median step of ``ref``) within the same round: load
+    drifts between rounds cancel."""
+    per_round = [C.median(a["step_times"]) / C.median(b["step_times"]) for a, b in zip(runs[name], runs[ref])]
+    return C.median(per_round)
+
+
 def report(out: dict, args) -> str:
     ms = out["methods"]
     runs = out["_details"]["runs"]
@@ -122,7 +129,7 @@ def report(out: dict, args) -> str:
                 name,
                 m["step_s"],
                 m["images_per_s"],
-                m["step_s"] / ms[ref]["step_s"] if ref else None,
+                paired_ratio(runs, name, ref) if ref else None,
                 C.train_step_flops(cfg, args.batch, name) / C.train_step_flops(cfg, args.batch, "full_ft"),
                 m["peak_rss_mb"],
                 m["peak_rss_mb"] / ms[ref]["peak_rss_mb"] if ref else None,
@@ -161,6 +168,7 @@ def report(out: dict, args) -> str:
         f"{args.steps} timed) steps per method",
         C.environment(args.device, args.threads),
         C.table(rows, head),
+        "× FT time: median over rounds of the same-round ratio. × FT FLOPs: analytic (see README).",
         "× FT mem net: peak RSS minus the RSS after imports. RSS +model: after building the model (and adapters).",
         "activations: distinct tensors autograd saved for backward in one step (parameters excluded).",
         f"matmul peak {out['matmul_peak_gflops']:.1f} GFLOP/s ({given}measured GEMM bests per worker: {measured})",
@@ -170,7 +178,7 @@ def report(out: dict, args) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    C.add_common_args(p, steps=1, warmup=1, rounds=2)
+    C.add_common_args(p, steps=1, warmup=1, rounds=3)
     p.add_argument("--methods", nargs="+", default=list(C.METHODS), choices=list(C.METHODS))
     p.add_argument(
         "--peak-gflops",
