@@ -2,7 +2,7 @@
 
 from .apply import apply_r_adapter, remove_adapters
 from .config import RAdapterConfig
-from .merge import merge_r_adapter, merged_linear_weights
+from .merge import iter_alpha_merges, merge_r_adapter, merged_linear_weights
 from .r_adapter import (
     AdaptedSubLayer,
     RAdapter,
@@ -22,6 +22,7 @@ __all__ = [
     "apply_r_adapter",
     "ema_update",
     "iter_adapters",
+    "iter_alpha_merges",
     "merge_r_adapter",
     "merged_linear_weights",
     "remove_adapters",

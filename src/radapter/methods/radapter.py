@@ -13,8 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..adapters import apply_r_adapter, ema_update, merge_r_adapter
-from ..adapters.merge import iter_alpha_merges
+from ..adapters import apply_r_adapter, ema_update, iter_alpha_merges, merge_r_adapter
 from ..adapters.io import export_merged, save_adapter
 from ..adapters.r_adapter import adapter_state_dict, iter_adapters
 from ..config import ConfigError
