@@ -206,7 +206,8 @@ def model_card(record: dict) -> str:
         stopping = "Training ran the whole schedule."
     else:
         stopping = (
-            f"Training stopped at the first validation (every few steps, {record['n_val']} images from a stream"
+            f"Training stopped at the first validation (every {record['eval_every']} steps, {record['n_val']} images"
+            " from a stream"
             f" disjoint from the held-out set below) with average zero-shot accuracy >= {record['stop_at']} % and"
             f" spread across domains <= {record['max_spread']} points. A fully trained model is nearly perfect on"
             " this world and would leave fine-tuning no headroom; real CLIP is decent, not perfect, on ImageNet"
@@ -238,7 +239,8 @@ Parameters: {record["parameters"]:,}; file: {record["checkpoint_bytes"] / 1e6:.1
 ```
 seed {record["seed"]}, {record["steps_trained"]} steps (of a {record["steps"]}-step warm-up + cosine schedule) of batch
 {record["batch"]}, code version {record["git_commit"]},
-torch {record["torch"]}, open_clip {record["open_clip"]}; {record["wall_seconds"] / 60:.1f} min on {record["machine"]}.
+torch {record["torch"]}, open_clip {record["open_clip"]}; {record["wall_seconds"] / 60:.1f} min on {record["machine"]}
+(shared with other jobs, so timings are upper bounds).
 Exact bytes depend on the CPU's floating point kernels; the accuracies below should reproduce to
 about a point.
 
@@ -308,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "weight_decay": args.weight_decay,
         "n_train": args.n_train,
         "n_val": args.n_val,
+        "eval_every": args.eval_every,
         "git_commit": commit,
         "torch": torch.__version__,
         "open_clip": open_clip.__version__,
