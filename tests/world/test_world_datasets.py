@@ -70,3 +70,12 @@ def test_write_splits(tmp_path):
     assert set(paths) == set(splits)
     for name, path in paths.items():
         assert path == tmp_path / name and len(list(path.glob("*/*.png"))) == len(splits[name])
+
+
+def test_radapter_image_folder_reads_it(samples, tmp_path):
+    folders = pytest.importorskip("radapter.data.folders")
+    root = write_image_folder(samples, tmp_path / "world")
+    ds = folders.ImageFolderDataset(root)
+    assert ds.classnames == list(samples.spec.classes)
+    for path, label in zip(ds.paths, ds.targets):
+        assert label == samples.labels[int(str(path).rsplit("/", 1)[1].removesuffix(".png"))]
