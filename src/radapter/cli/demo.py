@@ -46,7 +46,7 @@ SIZES = {
         "optim.warmup_steps": 1,
     },
 }
-CURVE = [0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
+CURVE = [0.0, 0.25, 0.5, 0.75, 1.0]
 RADAPTER = {
     "method.name": "radapter",
     "optim.lr": 3e-3,
@@ -125,6 +125,8 @@ def run_demo(
             "rebuild it with scripts/pretrain_world.py)"
         )
     names = QUICK if quick else list(RUNS)
+    if quick and size == "full":
+        size = "quick"
     base = {**COMMON, **SIZES[size], "optim.precision": precision, "progress": False}
     os.makedirs(out, exist_ok=True)
     rows: list[dict] = []
