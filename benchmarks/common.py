@@ -418,6 +418,16 @@ def environment(device: str = "cpu", threads: int | None = None) -> str:
     )
 
 
+def finish(out: dict[str, Any], args, text: str) -> dict[str, Any]:
+    """Prints the human table and writes the JSON schema (without the private ``_details``), returning ``out``."""
+    print(text)
+    details = out.pop("_details", None)
+    write_json(args.json, out)
+    if details is not None:
+        out["_details"] = details
+    return out
+
+
 def write_json(path: str | None, data: dict[str, Any]) -> None:
     if not path:
         return

@@ -124,11 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.rounds, args.warmup = 2, 1
         args.threads = args.threads or 1  # see common.smoke_overrides
     out = run(args)
-    print(report(out, args))
-    details = out.pop("_details")
-    C.write_json(args.json, out)
-    out["_details"] = details
-    return out
+    return C.finish(out, args, report(out, args))
 
 
 if __name__ == "__main__":

@@ -193,11 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     C.smoke_overrides(args)
     out = run(args)
-    print(report(out, args))
-    details = out.pop("_details")
-    C.write_json(args.json, out)
-    out["_details"] = details
-    return out
+    return C.finish(out, args, report(out, args))
 
 
 if __name__ == "__main__":
