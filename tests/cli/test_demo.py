@@ -41,3 +41,11 @@ def test_demo_quick_writes_results_report_and_plot(tmp_path):
 
 def test_demo_rejects_overrides(capsys):
     assert main(["demo", "--optim.lr", "1"]) == 2
+
+
+def test_demo_sizes_cover_every_mode():
+    """--quick on the default size resolves to the 'quick' preset (a KeyError here once broke `demo --quick`)."""
+    from radapter.cli.demo import SIZES
+
+    assert {"full", "quick", "ci"} <= set(SIZES)
+    assert SIZES["full"]["data.world_test"] >= 1000

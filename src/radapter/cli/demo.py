@@ -38,6 +38,8 @@ COMMON = {
 }
 SIZES = {
     "full": {"data.world_train": 4000, "data.world_test": 1000},
+    # --quick: a preview, with 500 test images per set instead of 1000
+    "quick": {"data.world_train": 4000, "data.world_test": 500},
     "ci": {
         "data.world_train": 256,
         "data.world_test": 64,
