@@ -418,6 +418,20 @@ def environment(device: str = "cpu", threads: int | None = None) -> str:
     )
 
 
+def parse_or_run_worker(p, argv, worker):
+    """Parses the command line; in a ``--worker`` subprocess runs ``worker(args)``, emits its result and returns
+    None, otherwise applies the ``--smoke`` overrides and returns the arguments for the parent process."""
+    import argparse
+
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        emit(worker(args))
+        return None
+    smoke_overrides(args)
+    return args
+
+
 def finish(out: dict[str, Any], args, text: str) -> dict[str, Any]:
     """Prints the human table and writes the JSON schema (without the private ``_details``), returning ``out``."""
     print(text)

@@ -196,12 +196,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--method", default="radapter", choices=list(C.METHODS))
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--data-dir", default=None, help="an existing ImageFolder to read instead of writing one")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.worker:
-        C.emit(worker(args))
+    args = C.parse_or_run_worker(p, argv, worker)
+    if args is None:
         return {}
-    C.smoke_overrides(args)
     out = run(args)
     return C.finish(out, args, report(out, args))
 

@@ -129,12 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-demo", action="store_true", help="skip the demo accuracy (reported as null)")
     p.add_argument("--demo-size", default="full", help="demo size preset (radapter.cli.demo.SIZES): full or ci")
     p.add_argument("--demo-model", default=None, help="world CLIP folder (default: the one the demo ships)")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.worker:
-        C.emit(worker(args))
+    args = C.parse_or_run_worker(p, argv, worker)
+    if args is None:
         return {}
-    C.smoke_overrides(args)
     if args.smoke and args.demo_size == "full":
         args.demo_size = "ci"
     out = run(args)

@@ -186,12 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="MFU denominator instead of the measured GEMM peak: a number (GFLOP/s) or 'spec' (the "
         "card's spec-sheet dense bf16 peak, see common.GPU_BF16_PEAK_GFLOPS)",
     )
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.worker:
-        C.emit(worker(args))
+    args = C.parse_or_run_worker(p, argv, worker)
+    if args is None:
         return {}
-    C.smoke_overrides(args)
     out = run(args)
     return C.finish(out, args, report(out, args))
 
