@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from dataclasses import dataclass
@@ -68,11 +69,20 @@ class TrainItems(Dataset):
         return image, int(label), random.Random(seed).randrange(self.n_templates)
 
 
+@functools.lru_cache(maxsize=1)
+def _world_splits(seed: int, n_train: int, n_test: int, rho: float) -> dict:
+    """The generated benchmark, kept for the next run in this process (``radapter demo`` trains a dozen
+    runs on the same world; rendering it takes seconds each time). Read-only: datasets only index it."""
+    from ..data.world import downstream_benchmark
+
+    return downstream_benchmark(seed, n_train=n_train, n_test=n_test, rho=rho)
+
+
 def _world_data(cfg: DataConfig, eval_only: bool) -> RunData:
     from ..data import EvalSet
-    from ..data.world import WorldDataset, downstream_benchmark
+    from ..data.world import WorldDataset
 
-    splits = downstream_benchmark(cfg.world_seed, n_train=cfg.world_train, n_test=cfg.world_test, rho=cfg.world_rho)
+    splits = _world_splits(cfg.world_seed, cfg.world_train, cfg.world_test, cfg.world_rho)
     train = WorldDataset(splits["train"])
     classnames = list(train.classes)
     sets = []
