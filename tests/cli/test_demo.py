@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from conftest import tiny_train_args
 from radapter.cli.demo import QUICK, WORLD_MODEL
 from radapter.cli.main import main
 
@@ -33,10 +34,45 @@ def test_demo_quick_writes_results_report_and_plot(tmp_path):
     for curve in ("wiseft", "radapter"):
         alphas = [p[0] for p in doc["curves"][curve]]
         assert alphas[0] == 0.0 and alphas[-1] == 1.0 and len(doc["curves"][curve][0]) == 3
-    # α = 0 of the R-Adapter curve is the zero-shot model
+    # α = 0 of the curves is copied from the zero-shot run (the identity is tested below and in test_trainer)
     zs = doc["methods"]["zeroshot"]
     assert doc["curves"]["radapter"][0][1] == pytest.approx(zs["id"])
-    assert "R-Adapter" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "R-Adapter" in report and "## Targets" in report
+    assert {c["target"].split(":")[0] for c in doc["checks"]} >= {"zero-shot", "ft", "R-Adapter (α = 0.5)"}
+    assert all(isinstance(c["pass"], bool) for c in doc["checks"])
+
+
+def test_wiseft_endpoints_are_the_zero_shot_and_fine_tuned_models_exactly(tiny_open_clip_json, tiny_folders, tmp_path):
+    """The demo copies WiSE-FT's α = 0 row from zero-shot and its α = 1 row from ft instead of evaluating them."""
+    from radapter.cli.commands import _evaluate_run
+
+    assert main(tiny_train_args(tiny_open_clip_json, tiny_folders, tmp_path / "zs", "zeroshot")) == 0
+    assert main(tiny_train_args(tiny_open_clip_json, tiny_folders, tmp_path / "ft", "ft", "--optim.lr", "0.01")) == 0
+    zs = json.loads((tmp_path / "zs" / "results.jsonl").read_text().splitlines()[0])
+    ft = json.loads((tmp_path / "ft" / "results.jsonl").read_text().splitlines()[0])
+    wise = {
+        r["alpha"]: r
+        for r in _evaluate_run(str(tmp_path / "ft"), {"method.name": "wiseft", "eval.alphas": [0.0, 1.0]}, "w.jsonl")
+    }
+    keys = [k for k in zs if k.endswith(":top1") or k.endswith(":top5")]
+    assert all(wise[0.0][k] == zs[k] for k in keys)
+    assert all(wise[1.0][k] == ft[k] for k in keys)
+    assert any(ft[k] != zs[k] for k in keys), "fine-tuning changed nothing: the test would prove nothing"
+
+
+def test_story_checks_compare_curves_at_matched_id():
+    from radapter.cli.demo import story_checks
+    from radapter.reports import curve_gaps
+
+    wise = [[0.0, 60.0, 60.0], [0.5, 80.0, 64.0], [1.0, 90.0, 56.0]]
+    # at ID 70 WiSE-FT reaches 62; at ID 85, 60; ID 95 is beyond its range
+    gaps = curve_gaps([[0.5, 70.0, 61.0], [0.75, 85.0, 61.0], [1.0, 95.0, 50.0]], wise)
+    assert [g[3] for g in gaps] == [pytest.approx(62.0), pytest.approx(60.0), None]
+    assert [g[4] for g in gaps][:2] == [pytest.approx(-1.0), pytest.approx(1.0)]
+    doc = {"methods": {}, "curves": {"wiseft": wise, "radapter": [[0.5, 70.0, 61.0], [1.0, 85.0, 61.0]]}}
+    (check,) = story_checks(doc, model_params=100)
+    assert not check["pass"] and "α = 0.5" in check["value"] and "-1.0" in check["value"]
 
 
 def test_demo_rejects_overrides(capsys):

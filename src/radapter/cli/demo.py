@@ -59,10 +59,11 @@ RADAPTER = {
     "method.adapter.drop_prob": 0.2,
     "method.adapter.ema_momentum": 0.99,
     "method.adapter.alpha": 0.5,
-    "eval.alphas": CURVE,
+    "eval.alphas": [a for a in CURVE if a > 0],  # α = 0 is copied, see COPIES
 }
-# name -> (overrides, trained run it reuses or None). Ablations that differ only at evaluation reuse a run.
-RUNS: dict[str, tuple[dict, str | None]] = {
+# name -> (overrides, trained run it reuses or None). Ablations that differ only at evaluation reuse a run;
+# overrides None: every row of the method is a copy (COPIES).
+RUNS: dict[str, tuple[dict | None, str | None]] = {
     "zeroshot": ({"method.name": "zeroshot"}, None),
     "ft": (
         {
@@ -74,7 +75,7 @@ RUNS: dict[str, tuple[dict, str | None]] = {
         },
         None,
     ),
-    "wiseft": ({"method.name": "wiseft", "eval.alphas": CURVE}, "ft"),
+    "wiseft": ({"method.name": "wiseft", "eval.alphas": [a for a in CURVE if 0 < a < 1]}, "ft"),
     "lora": (
         {
             "method.name": "lora",
@@ -89,9 +90,17 @@ RUNS: dict[str, tuple[dict, str | None]] = {
     "radapter": (RADAPTER, None),
     "radapter-no-drop": ({**RADAPTER, "method.adapter.drop_prob": 0.0, "eval.alphas": [0.5]}, None),
     "radapter-no-ema": ({"method.use_ema": False, "eval.alphas": [0.5]}, "radapter"),
-    "radapter-no-rescale": ({"eval.alphas": [1.0]}, "radapter"),
+    "radapter-no-rescale": (None, "radapter"),
     "radapter-clip-loss": ({**RADAPTER, "method.loss": "clip", "eval.alphas": [0.5]}, None),
     "radapter-no-smoothing": ({**RADAPTER, "method.label_smoothing": 0.0, "eval.alphas": [0.5]}, None),
+}
+# Rows that are exactly another evaluation are copied instead of evaluated again (each identity is checked
+# bit for bit by the test suite): α = 0 of a curve is the zero-shot model; WiSE-FT at α = 1 is the
+# fine-tuned model; "no re-scaling" is R-Adapter at α = 1. name -> [(α, source method, source α)].
+COPIES: dict[str, list[tuple[float, str, float | None]]] = {
+    "wiseft": [(0.0, "zeroshot", None), (1.0, "ft", None)],
+    "radapter": [(0.0, "zeroshot", None)],
+    "radapter-no-rescale": [(1.0, "radapter", 1.0)],
 }
 QUICK = ["zeroshot", "ft", "wiseft", "radapter", "radapter-no-ema", "radapter-no-rescale"]
 
@@ -113,6 +122,119 @@ def _reuse(name: str, overrides: dict, run_dir: str) -> tuple[list[dict], float]
     return rows, time.perf_counter() - t0
 
 
+def _find(rows: list[dict], method: str, seed: int, alpha: float | None) -> dict:
+    for r in rows:
+        if r["method"] == method and r["seed"] == seed and r.get("alpha") == alpha:
+            return r
+    raise KeyError(f"demo: no {method} row at seed {seed}, α = {alpha} to copy (run order)")
+
+
+def _method_rows(name: str, seed: int, rows: list[dict], base: dict, out: str) -> tuple[list[dict], float]:
+    """One method's result rows for one seed, and the wall time they cost (training + evaluation)."""
+    overrides, reuse = RUNS[name]
+    seconds = 0.0
+    if name == "zeroshot" and seed > 0:
+        # nothing is trained and evaluation has no randomness: seed 0's evaluation stands for every seed
+        got = [dict(_find(rows, name, 0, None))]
+        seconds = got[0]["wall_seconds"]
+    elif reuse:
+        trained = _find_any(rows, reuse, seed)
+        got = []
+        if overrides is not None:
+            got, seconds = _reuse(name, overrides, os.path.join(out, "runs", f"seed{seed}", reuse))
+        seconds += trained["wall_seconds"]
+    else:
+        run_dir = os.path.join(out, "runs", f"seed{seed}", name)
+        if os.path.exists(os.path.join(run_dir, "results.jsonl")):  # resume an interrupted demo
+            got = [json.loads(line) for line in open(os.path.join(run_dir, "results.jsonl"))]
+            seconds = got[0].get("wall_seconds", got[0].get("train_seconds", 0.0))
+        else:
+            got, seconds = _train(name, {**base, **overrides, "seed": seed}, run_dir)
+    own = {k: got[0][k] for k in ("trainable_params", "adapter_bytes") if got and k in got[0]}
+    if reuse and not own:
+        own = {k: trained[k] for k in ("trainable_params", "adapter_bytes") if k in trained}
+    for alpha, source, source_alpha in COPIES.get(name, []):
+        got.append({**_find(rows, source, seed, source_alpha), **own, "alpha": alpha, "copied_from": source})
+    got.sort(key=lambda r: -1.0 if r.get("alpha") is None else r["alpha"])
+    return got, seconds
+
+
+def _find_any(rows: list[dict], method: str, seed: int) -> dict:
+    for r in rows:
+        if r["method"] == method and r["seed"] == seed:
+            return r
+    raise KeyError(f"demo: {method} must run before the methods that reuse it (seed {seed})")
+
+
+def _model_params() -> int:
+    from ..backbones.loading import load_model
+
+    return sum(p.numel() for p in load_model(f"local-dir:{WORLD_MODEL}").model.parameters())
+
+
+def story_checks(doc: dict, model_params: int) -> list[dict]:
+    """The benchmark's targets (the paper's story, see the module docstring), each with its measured value.
+
+    Only the methods present in ``doc`` are checked (``--quick`` runs fewer). Returns
+    ``[{"target": str, "value": str, "pass": bool}, ...]``.
+    """
+    from ..reports import curve_gaps
+
+    m = doc["methods"]
+    checks: list[dict] = []
+
+    def add(target: str, value: str, ok: bool) -> None:
+        checks.append({"target": target, "value": value, "pass": bool(ok)})
+
+    zs = m.get("zeroshot")
+    if zs:
+        domains = [zs["id"], *zs["ood"].values()]
+        avg, spread = sum(domains) / len(domains), max(domains) - min(domains)
+        add("zero-shot: average over domains ≥ 50 %", f"{avg:.1f}", avg >= 50)
+        add("zero-shot: spread across domains ≤ 15 points", f"{spread:.1f}", spread <= 15)
+    if zs and "ft" in m:
+        ft = m["ft"]
+        add("ft: ID ≥ zero-shot + 10", f"{ft['id'] - zs['id']:+.1f}", ft["id"] >= zs["id"] + 10)
+        add("ft: OOD ≤ zero-shot − 2", f"{ft['ood_avg'] - zs['ood_avg']:+.1f}", ft["ood_avg"] <= zs["ood_avg"] - 2)
+    if "ft" in m and "wiseft" in m:
+        d = m["wiseft"]["ood_avg"] - m["ft"]["ood_avg"]
+        add("WiSE-FT (α = 0.5): OOD ≥ ft + 2", f"{d:+.1f}", d >= 2)
+    ra = m.get("radapter")
+    if zs and ra:
+        d_ood, d_id = ra["ood_avg"] - zs["ood_avg"], ra["id"] - zs["id"]
+        add("R-Adapter (α = 0.5): OOD ≥ zero-shot − 1", f"{d_ood:+.1f}", d_ood >= -1)
+        add("R-Adapter (α = 0.5): ID ≥ zero-shot + 5", f"{d_id:+.1f}", d_id >= 5)
+        share = 100 * ra["trainable_params"] / model_params
+        add("R-Adapter: trainable ≤ 14 % of the model", f"{share:.1f} %", share <= 14)
+    curves = doc.get("curves", {})
+    if "radapter" in curves and "wiseft" in curves:
+        gaps = [g for g in curve_gaps(curves["radapter"], curves["wiseft"]) if g[4] is not None]
+        worst = min(gaps, key=lambda g: g[4])
+        add(
+            "R-Adapter's α curve not dominated by WiSE-FT's (OOD ≥ WiSE-FT − 0.5 at matched ID)",
+            f"worst {worst[4]:+.1f} at α = {worst[0]:g}",
+            worst[4] >= -0.5,
+        )
+    for ablation, what in (("radapter-no-ema", "EMA"), ("radapter-no-rescale", "re-scaling")):
+        if ra and ablation in m:
+            d = m[ablation]["ood_avg"] - ra["ood_avg"]
+            add(f"without {what}, OOD drops", f"{d:+.1f}", d < 0)
+    if m and all(v.get("n_seeds", 1) > 1 for v in m.values()):
+        worst = max(m, key=lambda k: m[k]["ood_avg_std"])
+        add(
+            "seed std of OOD average ≤ 1.5",
+            f"max {m[worst]['ood_avg_std']:.2f} ({worst})",
+            m[worst]["ood_avg_std"] <= 1.5,
+        )
+    return checks
+
+
+def checks_markdown(checks: list[dict]) -> str:
+    lines = ["## Targets", "", "| target | measured | |", "|---|---:|---|"]
+    lines += [f"| {c['target']} | {c['value']} | {'✓' if c['pass'] else '✗'} |" for c in checks]
+    return "\n".join(lines) + "\n"
+
+
 def run_demo(
     out: str = "runs/demo", seeds: int = 3, quick: bool = False, size: str = "full", precision: str = "fp32"
 ) -> dict:
@@ -132,27 +254,17 @@ def run_demo(
     base = {**COMMON, **SIZES[size], "optim.precision": precision, "progress": False}
     os.makedirs(out, exist_ok=True)
     rows: list[dict] = []
+    t0 = time.perf_counter()
     jobs = [(seed, name) for seed in range(seeds) for name in names]
     bar = tqdm(jobs, desc="radapter demo", dynamic_ncols=True)
     for seed, name in bar:
         bar.set_postfix(seed=seed, method=name)
-        overrides, reuse = RUNS[name]
-        run_dir = os.path.join(out, "runs", f"seed{seed}", name)
-        if reuse:
-            got, seconds = _reuse(name, overrides, os.path.join(out, "runs", f"seed{seed}", reuse))
-            trained = next(r for r in rows if r["method"] == reuse and r["seed"] == seed)
-            seconds += trained["train_seconds"]
-        else:
-            if os.path.exists(os.path.join(run_dir, "results.jsonl")):  # resume an interrupted demo
-                got = [json.loads(line) for line in open(os.path.join(run_dir, "results.jsonl"))]
-                seconds = got[0].get("wall_seconds", 0.0)
-            else:
-                got, seconds = _train(name, {**base, **overrides, "seed": seed}, run_dir)
+        got, seconds = _method_rows(name, seed, rows, base, out)
         for r in got:
             r.pop("config", None)
             r["method"] = name
+            r["seed"] = seed
             r["wall_seconds"] = round(seconds, 2)
-            r.setdefault("train_seconds", seconds)
         rows.extend(got)
         log.info("%s seed %d: %.1f s", name, seed, seconds)
     for r in rows:  # report wall time per method (training + its evaluation)
@@ -161,6 +273,13 @@ def run_demo(
         f.writelines(json.dumps(r) + "\n" for r in rows)
     written = write_report(rows, out, title="radapter demo (offline world)", point_alpha=0.5, id_shift_set="id_shift")
     doc = json.loads(open(written["results.json"]).read())
+    doc["checks"] = story_checks(doc, _model_params())
+    doc["seconds_total"] = round(time.perf_counter() - t0, 1)
+    written["results.json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    with open(written["report.md"], "a", encoding="utf-8") as f:
+        f.write(
+            f"\n{checks_markdown(doc['checks'])}\nWall time of the whole demo: {doc['seconds_total'] / 60:.1f} min.\n"
+        )
     print(open(written["report.md"]).read())
     print(f"written: {', '.join(str(p) for p in written.values())}")
     return doc

@@ -5,7 +5,7 @@ Plain Python + matplotlib (Agg, no pyplot); nothing here imports torch.
 
 from radapter.reports.model_card import adapter_card, config_table, merged_card
 from radapter.reports.plots import plot_alpha_curve, plot_id_vs_ood
-from radapter.reports.report import report_markdown, to_results_json, write_report
+from radapter.reports.report import curve_gaps, report_markdown, to_results_json, write_report
 from radapter.reports.tables import (
     avg_ood,
     eval_sets,
@@ -25,6 +25,7 @@ __all__ = [
     "adapter_card",
     "avg_ood",
     "config_table",
+    "curve_gaps",
     "eval_sets",
     "format_accuracy",
     "format_bytes",

@@ -93,6 +93,34 @@ def to_results_json(
     return {"methods": methods, "curves": curves}
 
 
+def curve_gaps(curve: Sequence[Sequence[float]], reference: Sequence[Sequence[float]]) -> list[list[float | None]]:
+    """How far each point of an α curve lies above (+) or below (−) a reference curve at matched ID.
+
+    Robust fine-tuning methods are compared by their ID-vs-OOD curves: a point is dominated when the
+    reference reaches the same ID with more OOD. The reference's OOD at a point's ID is read off the
+    reference curve by linear interpolation between its points sorted by ID.
+
+    Args:
+        curve, reference: ``[[alpha, id, ood], ...]`` as in ``results.json``'s ``curves``.
+
+    Returns:
+        ``[[alpha, id, ood, reference_ood, gap], ...]``; ``reference_ood`` and ``gap`` are None where the
+        point's ID lies outside the reference's ID range (nothing to compare with).
+    """
+    ref = sorted((float(i), float(o)) for _a, i, o in reference)
+    out: list[list[float | None]] = []
+    for alpha, id_acc, ood in curve:
+        at = None
+        for (i0, o0), (i1, o1) in zip(ref, ref[1:]):
+            if i0 <= id_acc <= i1:
+                at = o0 if i1 == i0 else o0 + (o1 - o0) * (id_acc - i0) / (i1 - i0)
+                break
+        if at is None and len(ref) == 1 and ref[0][0] == id_acc:
+            at = ref[0][1]
+        out.append([alpha, id_acc, ood, at, None if at is None else ood - at])
+    return out
+
+
 def report_markdown(rows: Sequence[dict], title: str = "radapter report", plot_name: str | None = None) -> str:
     """``report.md``: the table (mean ± std over seeds), what the columns mean, and the plot if given."""
     summary = as_summary(rows)
