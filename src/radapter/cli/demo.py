@@ -217,7 +217,7 @@ def story_checks(doc: dict, model_params: int) -> list[dict]:
         worst = min(gaps, key=lambda g: g[4])
         add(
             "R-Adapter's α curve not dominated by WiSE-FT's (OOD ≥ WiSE-FT − 0.5 at matched ID)",
-            f"worst {worst[4]:+.1f} at α = {worst[0]:g}",
+            f"worst {worst[4]:+.2f} at α = {worst[0]:g}",
             worst[4] >= -0.5,
         )
     for ablation, what in (("radapter-no-ema", "EMA"), ("radapter-no-rescale", "re-scaling")):
