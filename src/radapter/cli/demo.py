@@ -110,7 +110,7 @@ COPIES: dict[str, list[tuple[float, str, float | None]]] = {
 QUICK = ["zeroshot", "ft", "wiseft", "radapter", "radapter-no-ema", "radapter-no-rescale"]
 
 
-def _train(name: str, overrides: dict, out: str) -> tuple[list[dict], float]:
+def _train(overrides: dict, out: str) -> tuple[list[dict], float]:
     from ..training import Trainer
 
     t0 = time.perf_counter()
@@ -127,11 +127,15 @@ def _reuse(name: str, overrides: dict, run_dir: str) -> tuple[list[dict], float]
     return rows, time.perf_counter() - t0
 
 
-def _find(rows: list[dict], method: str, seed: int, alpha: float | None) -> dict:
+_ANY = object()
+
+
+def _find(rows: list[dict], method: str, seed: int, alpha: float | None | object = _ANY) -> dict:
+    """The first row of ``method`` at ``seed`` (and at ``alpha``, when given) among the rows run so far."""
     for r in rows:
-        if r["method"] == method and r["seed"] == seed and r.get("alpha") == alpha:
+        if r["method"] == method and r["seed"] == seed and (alpha is _ANY or r.get("alpha") == alpha):
             return r
-    raise KeyError(f"demo: no {method} row at seed {seed}, α = {alpha} to copy (run order)")
+    raise KeyError(f"demo: no {method} row at seed {seed}, α = {alpha} yet: it must run before the methods using it")
 
 
 def _method_rows(name: str, seed: int, rows: list[dict], base: dict, out: str) -> tuple[list[dict], float]:
@@ -143,7 +147,7 @@ def _method_rows(name: str, seed: int, rows: list[dict], base: dict, out: str) -
         got = [dict(_find(rows, name, 0, None))]
         seconds = got[0]["wall_seconds"]
     elif reuse:
-        trained = _find_any(rows, reuse, seed)
+        trained = _find(rows, reuse, seed)
         got = []
         if overrides is not None:
             got, seconds = _reuse(name, overrides, os.path.join(out, "runs", f"seed{seed}", reuse))
@@ -152,23 +156,15 @@ def _method_rows(name: str, seed: int, rows: list[dict], base: dict, out: str) -
         run_dir = os.path.join(out, "runs", f"seed{seed}", name)
         if os.path.exists(os.path.join(run_dir, "results.jsonl")):  # resume an interrupted demo
             got = [json.loads(line) for line in open(os.path.join(run_dir, "results.jsonl"))]
-            seconds = got[0].get("wall_seconds", got[0].get("train_seconds", 0.0))
+            seconds = got[0].get("train_seconds", 0.0)
         else:
-            got, seconds = _train(name, {**base, **overrides, "seed": seed}, run_dir)
-    own = {k: got[0][k] for k in ("trainable_params", "adapter_bytes") if got and k in got[0]}
-    if reuse and not own:
-        own = {k: trained[k] for k in ("trainable_params", "adapter_bytes") if k in trained}
+            got, seconds = _train({**base, **overrides, "seed": seed}, run_dir)
+    meta = got[0] if got else trained  # copied rows report the size of the method they stand for
+    own = {k: meta[k] for k in ("trainable_params", "adapter_bytes") if k in meta}
     for alpha, source, source_alpha in COPIES.get(name, []):
         got.append({**_find(rows, source, seed, source_alpha), **own, "alpha": alpha, "copied_from": source})
     got.sort(key=lambda r: -1.0 if r.get("alpha") is None else r["alpha"])
     return got, seconds
-
-
-def _find_any(rows: list[dict], method: str, seed: int) -> dict:
-    for r in rows:
-        if r["method"] == method and r["seed"] == seed:
-            return r
-    raise KeyError(f"demo: {method} must run before the methods that reuse it (seed {seed})")
 
 
 def _model_params() -> int:
