@@ -35,7 +35,7 @@ def demo_accuracy(precision: str, size: str, model: str | None, device: str) -> 
     try:
         from radapter.cli import demo as D
         from radapter.config import load_config
-        from radapter.training import Trainer
+        from radapter.runs import Run
     except ImportError as e:
         return None, f"demo not available ({e})"
     if hasattr(D, "demo_accuracy"):  # a library entry point, if the demo grows one
@@ -60,7 +60,7 @@ def demo_accuracy(precision: str, size: str, model: str | None, device: str) -> 
         except Exception:  # noqa: BLE001 - an older/newer config without "device": retry without it
             overrides.pop("device")
             cfg = load_config(None, {**overrides, "out": out})
-        rows = Trainer(cfg).run()
+        rows = Run(cfg).run()
     row = next((r for r in rows if r.get("alpha") is not None and abs(r["alpha"] - 0.5) < 1e-9), rows[0])
     key = "id:top1" if "id:top1" in row else next(k for k in row if k.endswith(":top1"))
     return float(row[key]), f"demo R-Adapter recipe, size {size}, seed 0, {key} at α = 0.5"

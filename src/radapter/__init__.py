@@ -21,7 +21,9 @@ from .adapters import (
 from .adapters.io import count_parameters, export_merged, load_adapter, print_trainable_parameters, save_adapter
 from .backbones import UnsupportedBackboneError, encode_image, encode_text, get_handler
 from .backbones.loading import LoadedModel, load_model
+from .errors import ConfigError, UserError
 from .losses import clip_loss, gather_batch, head_cross_entropy, mpm_nce_loss
+from .utils.perf import use_fast_frozen_linear
 from .version import __version__
 from .zeroshot import OPENAI_IMAGENET_TEMPLATES, build_zero_shot_head
 
@@ -31,6 +33,8 @@ __all__ = [
     "RAdapter",
     "RAdapterConfig",
     "UnsupportedBackboneError",
+    "UserError",
+    "ConfigError",
     "__version__",
     "adapter_parameters",
     "adapter_state_dict",
@@ -55,4 +59,5 @@ __all__ = [
     "remove_adapters",
     "save_adapter",
     "set_alpha",
+    "use_fast_frozen_linear",
 ]

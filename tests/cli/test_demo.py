@@ -45,16 +45,13 @@ def test_demo_quick_writes_results_report_and_plot(tmp_path):
 
 def test_wiseft_endpoints_are_the_zero_shot_and_fine_tuned_models_exactly(tiny_open_clip_json, tiny_folders, tmp_path):
     """The demo copies WiSE-FT's α = 0 row from zero-shot and its α = 1 row from ft instead of evaluating them."""
-    from radapter.cli.commands import _evaluate_run
-
     assert main(tiny_train_args(tiny_open_clip_json, tiny_folders, tmp_path / "zs", "zeroshot")) == 0
     assert main(tiny_train_args(tiny_open_clip_json, tiny_folders, tmp_path / "ft", "ft", "--optim.lr", "0.01")) == 0
     zs = json.loads((tmp_path / "zs" / "results.jsonl").read_text().splitlines()[0])
     ft = json.loads((tmp_path / "ft" / "results.jsonl").read_text().splitlines()[0])
-    wise = {
-        r["alpha"]: r
-        for r in _evaluate_run(str(tmp_path / "ft"), {"method.name": "wiseft", "eval.alphas": [0.0, 1.0]}, "w.jsonl")
-    }
+    args = ["--method.wiseft.ft_model", str(tmp_path / "ft"), "--eval.alphas", "[0.0, 1.0]"]
+    assert main(tiny_train_args(tiny_open_clip_json, tiny_folders, tmp_path / "w", "wiseft", *args)) == 0
+    wise = {r["alpha"]: r for r in map(json.loads, (tmp_path / "w" / "results.jsonl").read_text().splitlines())}
     keys = [k for k in zs if k.endswith(":top1") or k.endswith(":top5")]
     assert all(wise[0.0][k] == zs[k] for k in keys)
     assert all(wise[1.0][k] == ft[k] for k in keys)
@@ -84,4 +81,4 @@ def test_demo_sizes_cover_every_mode():
     from radapter.cli.demo import SIZES
 
     assert {"full", "quick", "ci"} <= set(SIZES)
-    assert SIZES["full"]["data.world_test"] >= 1000
+    assert SIZES["full"]["data.world.test"] >= 1000

@@ -218,7 +218,7 @@ def test_two_process_gloo_run_equals_one_process(tiny_open_clip_json, tiny_folde
     """torchrun with 2 CPU processes (4 images each) ends with the weights of 1 process on batch 8."""
     import socket
 
-    extra = ["--optim.steps", "3", "--optim.lr", "0.02", "--method.adapter.drop_prob", "0.0"]
+    extra = ["--optim.steps", "3", "--optim.lr", "0.02", "--method.radapter.drop_prob", "0.0"]
     one = tmp_path / "one"
     assert main(tiny_train_args(tiny_open_clip_json, tiny_folders, one, "radapter", *extra)) == 0
     two = tmp_path / "two"

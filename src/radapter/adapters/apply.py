@@ -47,9 +47,9 @@ def apply_r_adapter(model: nn.Module, config: RAdapterConfig | None = None) -> n
             init_scale=config.init_scale,
             drop_prob=config.drop_prob,
             drop_granularity=config.drop_granularity,
-            alpha=config.alpha,
             device=linear.weight.device,
             dtype=linear.weight.dtype,
+            config=config,
         )
         adapter.train(model.training)
         _set_submodule(model, site.wrap_path, AdaptedSubLayer(model.get_submodule(site.wrap_path), adapter, site.order))

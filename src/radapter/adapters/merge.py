@@ -19,16 +19,21 @@ import torch
 from torch import nn
 
 from .apply import remove_adapters
-from .r_adapter import AdaptedSubLayer, get_config, iter_adapters
+from .r_adapter import AdaptedSubLayer, check_ema, get_config, iter_adapters
+
+
+def site_linear(model: nn.Module, site) -> nn.Linear:
+    """The linear an adapter site folds into (for "post" sites the wrapper holds it as ``base``)."""
+    if site.order == "post":
+        return model.get_submodule(site.wrap_path).base
+    return model.get_submodule(site.linear_path)
 
 
 def _site_linears(model: nn.Module):
     """``(site, linear, adapter)`` for every adapter site: the linear the adapter folds into."""
     adapters = dict(iter_adapters(model))
     for site in model.radapter_sites:
-        wrapper = model.get_submodule(site.wrap_path)
-        linear = wrapper.base if site.order == "post" else model.get_submodule(site.linear_path)
-        yield site, linear, adapters[site.name]
+        yield site, site_linear(model, site), adapters[site.name]
 
 
 @torch.no_grad()
@@ -105,6 +110,8 @@ def merge_r_adapter(model: nn.Module, alpha: float | None = None, use_ema: bool 
     """
     model = getattr(model, "module", model)
     alpha = get_config(model).alpha if alpha is None else float(alpha)
+    if use_ema:
+        check_ema(model)
     merged = _plain_copy(model)
     for site, linear, adapter in _site_linears(model):
         target = merged.get_submodule(site.linear_path)
@@ -136,6 +143,8 @@ def iter_alpha_merges(
         use_ema: Merge the EMA weights (the paper) rather than the live ones.
     """
     model = getattr(model, "module", model)
+    if use_ema:
+        check_ema(model)
     sites = list(_site_linears(model))
     deltas = {}
     for site, linear, adapter in sites:

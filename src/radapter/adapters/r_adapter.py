@@ -20,7 +20,7 @@ warm-up, no bias correction. The EMA copies are buffers: not trainable, saved wi
 from __future__ import annotations
 
 import math
-import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -28,14 +28,11 @@ from torch import nn
 
 from .config import RAdapterConfig
 
-# open_clip's attention is nn.MultiheadAttention(batch_first=True), which transposes its input to [tokens, batch,
-# d] — a non-contiguous view — before the q/k/v projection. When the projection weight does not require grad
-# (R-Adapter freezes it), torch's matmul does not fold that 3-D input into one GEMM: it runs a batched GEMM of
-# `tokens` tiny [batch, d] @ [d, 3d] products against an expanded weight, forward and backward — 30 % of a
-# ViT-B/16 R-Adapter training step on CPU (benchmarks/README.md). TORCH_LINEAR_FLATTEN_3D=1 makes F.linear copy
-# such an input to 2-D and call one addmm, which is what already happens whenever the weight requires grad, so
-# it never costs more. torch reads the variable once, at the first such call; set it to 0 to opt out.
-os.environ.setdefault("TORCH_LINEAR_FLATTEN_3D", "1")
+EMA_UNTOUCHED = (
+    "R-Adapter: the adapters trained but their EMA never moved, so eval mode and merging (which use the EMA "
+    "weights) give back the zero-shot model. Call radapter.ema_update(model) after every optimizer step, or "
+    "merge with use_ema=False."
+)
 
 
 class RAdapter(nn.Module):
@@ -47,7 +44,9 @@ class RAdapter(nn.Module):
         init_scale: Initial value of the learnable scalar s.
         drop_prob: Dropping probability p (training only).
         drop_granularity: "token", "sample" or "adapter".
-        alpha: Re-scaling used in eval mode.
+        alpha: Re-scaling used in eval mode (ignored when ``config`` is given).
+        config: The model's :class:`RAdapterConfig`, shared by all its adapters: eval mode reads α from it, so
+            ``set_alpha`` (or ``model.radapter_config.alpha = …``) changes every adapter at once.
     """
 
     def __init__(
@@ -60,6 +59,7 @@ class RAdapter(nn.Module):
         alpha: float = 0.5,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
+        config: RAdapterConfig | None = None,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -67,7 +67,8 @@ class RAdapter(nn.Module):
         self.rank = rank if self.low_rank else dim
         self.drop_prob = float(drop_prob)
         self.drop_granularity = drop_granularity
-        self.alpha = float(alpha)
+        # α has one owner: the config (shared by every adapter of a model), never a per-adapter copy
+        self.config = config if config is not None else RAdapterConfig(alpha=float(alpha))
         factory = {"device": device, "dtype": dtype}
         if self.low_rank:
             # D random (as LoRA's A), U zero: the product U·D is zero, so training starts at the zero-shot model.
@@ -79,6 +80,23 @@ class RAdapter(nn.Module):
         self.scale = nn.Parameter(torch.tensor(float(init_scale), **factory))
         for name in self.param_names:
             self.register_buffer(f"ema_{name}", getattr(self, name).detach().clone())
+
+    @property
+    def alpha(self) -> float:
+        """The eval-mode re-scaling α (read from the shared config)."""
+        return float(self.config.alpha)
+
+    def ema_untouched(self) -> bool:
+        """True when the live adapter moved away from zero but its EMA never did: ``ema_update`` was never
+        called, so eval mode and merging (which use the EMA) would give back the zero-shot model."""
+        name = "up" if self.low_rank else "weight"
+        live, ema = getattr(self, name), getattr(self, f"ema_{name}")
+        return bool(live.detach().abs().sum() > 0) and not bool(ema.abs().sum() > 0)
+
+    def train(self, mode: bool = True) -> RAdapter:
+        if not mode and self.training and self.ema_untouched():
+            warnings.warn(EMA_UNTOUCHED, stacklevel=3)
+        return super().train(mode)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -209,11 +227,17 @@ def ema_update(model: nn.Module, momentum: float | None = None) -> None:
 
 
 def set_alpha(model: nn.Module, alpha: float) -> None:
-    """Sets the eval-mode re-scaling α of every adapter (training mode always uses α = 1)."""
+    """Sets the eval-mode re-scaling α of every adapter (training mode always uses α = 1): ``model``'s config
+    holds the one α its adapters read."""
     model = getattr(model, "module", model)
-    for _, adapter in iter_adapters(model):
-        adapter.alpha = float(alpha)
     get_config(model).alpha = float(alpha)
+
+
+def check_ema(model: nn.Module) -> None:
+    """Warns when any adapter trained but its EMA never moved (a loop without ``ema_update``)."""
+    model = getattr(model, "module", model)
+    if any(adapter.ema_untouched() for _, adapter in iter_adapters(model)):
+        warnings.warn(EMA_UNTOUCHED, stacklevel=3)
 
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class AdapterSite:
@@ -39,7 +41,7 @@ class AdapterSite:
     dim: int
 
 
-class UnsupportedBackboneError(TypeError):
+class UnsupportedBackboneError(UserError, TypeError):
     """The model (or one of its towers) is not a family radapter can adapt."""
 
 

@@ -2,125 +2,126 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
 import torch
 
-from ..config import PRESET_DIR, load_config, load_yaml
+import radapter
 
-
-def _run_config(run: str, overrides: dict):
-    path = os.path.join(run, "config.yaml")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: not a radapter run directory (no config.yaml)")
-    data = load_yaml(path)
-    from ..config import RunConfig, build_dataclass, set_dotted
-
-    for k, v in overrides.items():
-        set_dotted(data, k, v)
-    data["out"] = run
-    return build_dataclass(RunConfig, data)
+from ..backbones.loading import LoadedModel
+from ..config import DEFAULT_ALPHAS, PRESET_DIR, load_config
+from ..errors import UserError
+from ..reports import load_results, to_csv, to_markdown
+from ..reports.plots import plot_id_vs_ood
+from ..runs import Run, deploy_alpha, evaluate_run, load_backbone, run_config
+from ..tasks import get_task, task_names
+from .demo import run_demo
 
 
 def cmd_train(args, overrides) -> int:
-    from ..training import Trainer
-
     cfg = load_config(args.config, overrides)
-    rows = Trainer(cfg, resume=args.resume, stop_after=args.stop_after).run()
+    resume = "yes" if args.resume else "auto" if args.auto_resume else "no"
+    rows = Run(cfg, resume=resume).run()
     _print_rows(rows)
     print(f"run written to {cfg.out}")
     return 0
 
 
-def _evaluate_run(run: str, overrides: dict, results_name: str) -> list[dict]:
-    from ..training import Trainer
-
-    cfg = _run_config(run, overrides)
-    trainer = Trainer(cfg)
-    trainer.setup(eval_only=True)
-    return trainer.evaluate(getattr(trainer, "trained_step", 0), results_name=results_name, export=False)
-
-
 def cmd_eval(args, overrides) -> int:
-    if args.alpha:
-        overrides = {**overrides, "eval.alphas": args.alpha}
-    _print_rows(_evaluate_run(args.run, overrides, "eval.jsonl"))
+    _print_rows(evaluate_run(args.run, overrides, "eval.jsonl", alphas=args.alpha))
     return 0
 
 
 def cmd_sweep(args, overrides) -> int:
-    if args.alphas:
-        overrides = {**overrides, "eval.alphas": [float(a) for a in args.alphas.split(",")]}
-    _print_rows(_evaluate_run(args.run, overrides, "sweep.jsonl"))
+    alphas = [float(a) for a in args.alphas.split(",")] if args.alphas else list(DEFAULT_ALPHAS)
+    _print_rows(evaluate_run(args.run, overrides, "sweep.jsonl", alphas=alphas))
     return 0
 
 
-def _adapted_model(args):
-    """(adapted model, loaded) from --run or --adapter + --model."""
-    import radapter
+class AdapterSource:
+    """An adapted model from ``--run`` (its deploy α and EMA choice) or ``--adapter`` + ``--model``."""
 
-    if args.run:
-        cfg = _run_config(args.run, {})
-        if cfg.method.name != "radapter":
-            raise ValueError(f"{args.run}: a {cfg.method.name!r} run has no adapter to merge")
-        adapter_dir = os.path.join(args.run, "adapter")
-        spec, tag = cfg.model.name, cfg.model.pretrained
-    else:
-        if not (args.adapter and args.model_spec):
-            raise ValueError("give --run RUN_DIR, or --adapter DIR and --model SPEC")
-        adapter_dir, spec, tag = args.adapter, args.model_spec, args.pretrained_tag
-    loaded = radapter.load_model(spec, tag)
-    model = radapter.load_adapter(loaded.model, adapter_dir).eval()
-    return model, loaded
+    def __init__(self, args) -> None:
+        if args.run:
+            cfg = run_config(args.run)
+            if cfg.method.name != "radapter":
+                raise UserError(f"{args.run}: a {cfg.method.name!r} run has no adapter to merge")
+            adapter_dir = os.path.join(args.run, "adapter")
+            self.alpha, self.use_ema = deploy_alpha(cfg), cfg.method.radapter.use_ema
+            self.loaded: LoadedModel = load_backbone(cfg)
+        else:
+            if not (args.adapter and args.model_spec):
+                raise UserError("give --run RUN_DIR, or --adapter DIR and --model SPEC")
+            adapter_dir = args.adapter
+            self.loaded = radapter.load_model(args.model_spec, args.pretrained_tag)
+            meta = radapter.adapters.io.read_adapter_config(adapter_dir)
+            self.alpha = float(meta["config"].get("alpha", 0.5))
+            self.use_ema = bool(meta.get("use_ema", True))
+        if args.alpha is not None:
+            self.alpha = float(args.alpha)
+        self.model = radapter.load_adapter(self.loaded.model, adapter_dir).eval()
+        radapter.set_alpha(self.model, self.alpha)
+
+    def merged(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            print(
+                f"note: α = {self.alpha:g} is outside [0, 1]: the merged model extrapolates "
+                f"{'beyond the fine-tuned model' if self.alpha > 1 else 'past the zero-shot model, away from the fine-tuned one'}"
+            )
+        return radapter.merge_r_adapter(self.model, alpha=self.alpha, use_ema=self.use_ema)
 
 
 def cmd_merge(args, overrides) -> int:
-    import radapter
-
-    model, _ = _adapted_model(args)
-    merged = radapter.merge_r_adapter(model, alpha=args.alpha)
-    radapter.export_merged(merged, args.dest)
-    print(f"merged model (α={merged.radapter_merged['alpha']}) written to {args.dest}")
+    source = AdapterSource(args)
+    radapter.export_merged(source.merged(), args.dest)
+    print(f"merged model (α={source.alpha:g}, {'EMA' if source.use_ema else 'live'} weights) written to {args.dest}")
     return 0
 
 
 def cmd_export(args, overrides) -> int:
-    import radapter
-
-    model, _ = _adapted_model(args)
-    radapter.save_adapter(model, os.path.join(args.dest, "adapter"))
-    merged = radapter.merge_r_adapter(model, alpha=args.alpha)
-    radapter.export_merged(merged, os.path.join(args.dest, "merged"))
-    print(f"adapter and merged model (α={merged.radapter_merged['alpha']}) written to {args.dest}")
+    source = AdapterSource(args)
+    radapter.save_adapter(source.model, os.path.join(args.dest, "adapter"), extra={"use_ema": source.use_ema})
+    radapter.export_merged(source.merged(), os.path.join(args.dest, "merged"))
+    print(f"adapter and merged model (α={source.alpha:g}) written to {args.dest}")
     return 0
 
 
 @torch.no_grad()
-def verify_merge(model, loaded, alpha=None, batch: int = 4, seed: int = 0) -> dict:
-    """Max |merged − unmerged| of image and text embeddings on a random batch, and NaN/inf checks."""
-    import radapter
-
-    if alpha is not None:
-        radapter.set_alpha(model, alpha)
-    merged = radapter.merge_r_adapter(model, alpha=alpha).eval()
+def verify_merge(source: AdapterSource, batch: int = 4, seed: int = 0) -> dict:
+    """Max |merged − unmerged| of image and text embeddings on a random batch, and NaN/inf checks, at the
+    source's α and EMA choice (what ``merge`` writes)."""
+    model, loaded = source.model, source.loaded
+    merged = source.merged().eval()
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, 3, loaded.image_size, loaded.image_size, generator=g)
     tokens = loaded.tokenizer(
         ["a photo of a cat.", "a sketch of a dog.", "an origami bird.", "a red car."][:batch] * max(1, batch // 4)
     )
+    if not source.use_ema:
+        # the unmerged reference must run on the live weights too: copy them into the EMA slots of a copy
+        model = _live_as_ema(model)
     out = {}
     for name, fn, x in (("image", radapter.encode_image, images), ("text", radapter.encode_text, tokens)):
         a, b = fn(model, x), fn(merged, x)
         out[f"{name}_max_abs_diff"] = float((a - b).abs().max())
         out[f"{name}_finite"] = bool(torch.isfinite(a).all() and torch.isfinite(b).all())
-    out["alpha"] = merged.radapter_merged["alpha"]
+    out["alpha"] = source.alpha
+    out["use_ema"] = source.use_ema
     return out
 
 
+def _live_as_ema(model):
+    clone = copy.deepcopy(model)
+    for _, adapter in radapter.iter_adapters(clone):
+        for name in adapter.param_names:
+            getattr(adapter, f"ema_{name}").copy_(getattr(adapter, name))
+    return clone.eval()
+
+
 def cmd_verify(args, overrides) -> int:
-    model, loaded = _adapted_model(args)
-    report = verify_merge(model, loaded, args.alpha, args.batch)
+    report = verify_merge(AdapterSource(args), args.batch)
     print(json.dumps(report, indent=2))
     ok = all(report[f"{t}_finite"] and report[f"{t}_max_abs_diff"] <= args.tolerance for t in ("image", "text"))
     print("OK" if ok else f"FAILED (tolerance {args.tolerance})")
@@ -128,9 +129,6 @@ def cmd_verify(args, overrides) -> int:
 
 
 def cmd_plot(args, overrides) -> int:
-    from ..reports import load_results, to_csv, to_markdown
-    from ..reports.plots import plot_id_vs_ood
-
     rows = [r for path in args.results for r in load_results(path)]
     rows = [{k: v for k, v in r.items() if k != "config"} for r in rows]
     os.makedirs(args.dest, exist_ok=True)
@@ -145,8 +143,6 @@ def cmd_plot(args, overrides) -> int:
 
 
 def cmd_demo(args, overrides) -> int:
-    from .demo import run_demo
-
     run_demo(
         out=args.dest, seeds=1 if args.quick else args.seeds, quick=args.quick, size=args.size, precision=args.precision
     )
@@ -162,19 +158,30 @@ def cmd_presets(args, overrides) -> int:
     return 0
 
 
+def cmd_tasks(args, overrides) -> int:
+    for name in task_names():
+        task = get_task(name)
+        print(f"{name:16s} α={task.default_alpha:<4g} {task.description}")
+    return 0
+
+
 def _print_rows(rows: list[dict]) -> None:
     if not rows:
         return
-    from ..reports import to_markdown
-
     print(to_markdown([{k: v for k, v in r.items() if k != "config"} for r in rows]))
     chosen = next((r for r in rows if r.get("selected") == "holdout"), None)
     default = next((r for r in rows if r.get("default")), None)
     if chosen and default:
+        metric = next(k.split(":", 1)[1] for k in chosen if k.startswith("holdout:"))
         idn = chosen.get("id_set")
+
+        def get(row, key):
+            return row.get(key, float("nan"))
+
         print(
-            f"α chosen on the hold-out split: {chosen['alpha']} (hold-out top-1 {chosen['holdout:top1']:.1f}, "
-            f"{idn} {chosen.get(f'{idn}:top1', float('nan')):.1f}, avg OOD {chosen.get('avg_ood:top1', float('nan')):.1f}); "
-            f"default α {default['alpha']}: {idn} {default.get(f'{idn}:top1', float('nan')):.1f}, "
-            f"avg OOD {default.get('avg_ood:top1', float('nan')):.1f}"
+            f"α chosen on the hold-out split: {chosen['alpha']} (hold-out {metric} {get(chosen, f'holdout:{metric}'):.1f}, "
+            f"{idn} {get(chosen, f'{idn}:{metric}'):.1f}, avg OOD {get(chosen, f'avg_ood:{metric}'):.1f}); "
+            f"deploy α {default['alpha']}: {idn} {get(default, f'{idn}:{metric}'):.1f}, "
+            f"avg OOD {get(default, f'avg_ood:{metric}'):.1f}"
         )
+

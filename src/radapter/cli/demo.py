@@ -22,7 +22,12 @@ import logging
 import os
 import time
 
+from tqdm import tqdm
+
+from ..backbones.loading import load_model
 from ..config import load_config
+from ..reports import curve_gaps, write_report
+from ..runs import Run, evaluate_run
 
 log = logging.getLogger("radapter")
 
@@ -42,12 +47,12 @@ COMMON = {
     "checkpoint_every": 0,
 }
 SIZES = {
-    "full": {"data.world_train": 4000, "data.world_test": 1000},
+    "full": {"data.world.train": 4000, "data.world.test": 1000},
     # --quick: a preview, with 500 test images per set instead of 1000
-    "quick": {"data.world_train": 4000, "data.world_test": 500},
+    "quick": {"data.world.train": 4000, "data.world.test": 500},
     "ci": {
-        "data.world_train": 256,
-        "data.world_test": 64,
+        "data.world.train": 256,
+        "data.world.test": 64,
         "optim.steps": 3,
         "optim.batch_size": 32,
         "optim.warmup_steps": 1,
@@ -58,12 +63,12 @@ RADAPTER = {
     "method.name": "radapter",
     "optim.lr": 3e-3,
     "optim.weight_decay": 0.0,
-    "method.loss": "mpm_nce",
-    "method.margin": 0.05,
-    "method.label_smoothing": 0.02,
-    "method.adapter.drop_prob": 0.2,
-    "method.adapter.ema_momentum": 0.995,
-    "method.adapter.alpha": 0.5,
+    "method.radapter.loss": "mpm_nce",
+    "method.radapter.margin": 0.05,
+    "method.radapter.label_smoothing": 0.02,
+    "method.radapter.drop_prob": 0.2,
+    "method.radapter.ema_momentum": 0.995,
+    "eval.alpha": 0.5,
     "eval.alphas": [a for a in CURVE if a > 0],  # α = 0 is copied, see COPIES
 }
 # name -> (overrides, trained run it reuses or None). Ablations that differ only at evaluation reuse a run;
@@ -75,29 +80,30 @@ RUNS: dict[str, tuple[dict | None, str | None]] = {
             "method.name": "ft",
             "optim.lr": 3e-4,
             "optim.weight_decay": 0.1,
-            "method.label_smoothing": 0.0,
+            "method.ft.label_smoothing": 0.0,
             "eval.alphas": [1.0],
         },
         None,
     ),
+    # WiSE-FT of the "ft" run of the same seed (method.wiseft.ft_model, set per seed): nothing is trained
     "wiseft": ({"method.name": "wiseft", "eval.alphas": [a for a in CURVE if 0 < a < 1]}, "ft"),
     "lora": (
         {
             "method.name": "lora",
             "optim.lr": 3e-3,
-            "method.lora_r": 8,
-            "method.lora_alpha": 16.0,
-            "method.label_smoothing": 0.02,
+            "method.lora.r": 8,
+            "method.lora.lora_alpha": 16.0,
+            "method.lora.label_smoothing": 0.02,
         },
         None,
     ),
     "flyp": ({"method.name": "flyp", "optim.lr": 1e-4, "optim.weight_decay": 0.1}, None),
     "radapter": (RADAPTER, None),
-    "radapter-no-drop": ({**RADAPTER, "method.adapter.drop_prob": 0.0, "eval.alphas": [0.5]}, None),
-    "radapter-no-ema": ({"method.use_ema": False, "eval.alphas": [0.5]}, "radapter"),
+    "radapter-no-drop": ({**RADAPTER, "method.radapter.drop_prob": 0.0, "eval.alphas": [0.5]}, None),
+    "radapter-no-ema": ({"method.radapter.use_ema": False, "eval.alphas": [0.5]}, "radapter"),
     "radapter-no-rescale": (None, "radapter"),
-    "radapter-clip-loss": ({**RADAPTER, "method.loss": "clip", "eval.alphas": [0.5]}, None),
-    "radapter-no-smoothing": ({**RADAPTER, "method.label_smoothing": 0.0, "eval.alphas": [0.5]}, None),
+    "radapter-clip-loss": ({**RADAPTER, "method.radapter.loss": "clip", "eval.alphas": [0.5]}, None),
+    "radapter-no-smoothing": ({**RADAPTER, "method.radapter.label_smoothing": 0.0, "eval.alphas": [0.5]}, None),
 }
 # Rows that are exactly another evaluation are copied instead of evaluated again (each identity is checked
 # bit for bit by the test suite): α = 0 of a curve is the zero-shot model; WiSE-FT at α = 1 is the
@@ -111,19 +117,15 @@ QUICK = ["zeroshot", "ft", "wiseft", "radapter", "radapter-no-ema", "radapter-no
 
 
 def _train(overrides: dict, out: str) -> tuple[list[dict], float]:
-    from ..training import Trainer
-
     t0 = time.perf_counter()
     cfg = load_config(None, {**overrides, "out": out})
-    rows = Trainer(cfg).run()
+    rows = Run(cfg).run()
     return rows, time.perf_counter() - t0
 
 
 def _reuse(name: str, overrides: dict, run_dir: str) -> tuple[list[dict], float]:
-    from .commands import _evaluate_run
-
     t0 = time.perf_counter()
-    rows = _evaluate_run(run_dir, overrides, f"{name}.jsonl")
+    rows = evaluate_run(run_dir, overrides, f"{name}.jsonl")
     return rows, time.perf_counter() - t0
 
 
@@ -146,6 +148,12 @@ def _method_rows(name: str, seed: int, rows: list[dict], base: dict, out: str) -
         # nothing is trained and evaluation has no randomness: seed 0's evaluation stands for every seed
         got = [dict(_find(rows, name, 0, None))]
         seconds = got[0]["wall_seconds"]
+    elif name == "wiseft":
+        trained = _find(rows, reuse, seed)
+        ft_dir = os.path.join(out, "runs", f"seed{seed}", reuse)
+        run_dir = os.path.join(out, "runs", f"seed{seed}", name)
+        got, seconds = _train({**base, **overrides, "seed": seed, "method.wiseft.ft_model": ft_dir}, run_dir)
+        seconds += trained["wall_seconds"]
     elif reuse:
         trained = _find(rows, reuse, seed)
         got = []
@@ -168,8 +176,6 @@ def _method_rows(name: str, seed: int, rows: list[dict], base: dict, out: str) -
 
 
 def _model_params() -> int:
-    from ..backbones.loading import load_model
-
     return sum(p.numel() for p in load_model(f"local-dir:{WORLD_MODEL}").model.parameters())
 
 
@@ -179,8 +185,6 @@ def story_checks(doc: dict, model_params: int) -> list[dict]:
     Only the methods present in ``doc`` are checked (``--quick`` runs fewer). Returns
     ``[{"target": str, "value": str, "pass": bool}, ...]``.
     """
-    from ..reports import curve_gaps
-
     m = doc["methods"]
     checks: list[dict] = []
 
@@ -247,10 +251,6 @@ def run_demo(
     out: str = "runs/demo", seeds: int = 3, quick: bool = False, size: str = "full", precision: str = "fp32"
 ) -> dict:
     """Runs every method for each seed and writes ``results.json``, ``report.md`` and ``id_vs_ood.png``."""
-    from tqdm import tqdm
-
-    from ..reports import write_report
-
     if not os.path.isfile(os.path.join(WORLD_MODEL, "open_clip_config.json")):
         raise FileNotFoundError(
             f"{WORLD_MODEL}: the shipped world CLIP is missing (reinstall radapter, or "
@@ -275,8 +275,6 @@ def run_demo(
             r["wall_seconds"] = round(seconds, 2)
         rows.extend(got)
         log.info("%s seed %d: %.1f s", name, seed, seconds)
-    for r in rows:  # report wall time per method (training + its evaluation)
-        r["train_seconds"] = r["wall_seconds"]
     with open(os.path.join(out, "rows.jsonl"), "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     written = write_report(rows, out, title="radapter demo (offline world)", point_alpha=0.5, id_shift_set="id_shift")

@@ -1,31 +1,44 @@
-"""``radapter`` command line: train, eval, sweep, merge, export, verify, plot, demo.
+"""``radapter`` command line: train, eval, sweep, merge, export, verify, plot, demo, presets, tasks.
 
 Every command is callable in-process (``main(["train", ...])``), which is how the tests drive it.
 ``--config PRESET`` gives defaults (a YAML file or a built-in preset name), ``--dotted.key value`` overrides
-single fields; ``--model``, ``--pretrained``, ``--method``, ``--out``, ``--seed`` and ``--device`` are
-shortcuts for ``model.name``, ``model.pretrained``, ``method.name``, ``out``, ``seed``, ``device``.
+single fields; ``--model``, ``--pretrained``, ``--method``, ``--task``, ``--out``, ``--seed`` and ``--device``
+are shortcuts for ``model.name``, ``model.pretrained``, ``method.name``, ``task``, ``out``, ``seed``,
+``device``. Problems with the input (a :class:`~radapter.errors.UserError`, a missing file) are one line on
+stderr and exit code 2; a bug keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
 import sys
 
 from ..config import ConfigError, parse_value
+from ..data import CorruptImageError
+from ..errors import UserError
+from ..training.checkpoint import latest_checkpoint
+from ..utils.perf import use_fast_frozen_linear
+from . import commands
 
 SHORTCUTS = {
     "model": "model.name",
     "pretrained": "model.pretrained",
     "method": "method.name",
+    "task": "task",
     "out": "out",
     "seed": "seed",
     "device": "device",
 }
+# commands that take --section.key overrides
+WITH_OVERRIDES = ("train", "eval", "sweep")
 
 
 def parse_overrides(extra: list[str]) -> dict[str, object]:
-    """``["--optim.lr", "1e-3", "--model", "ViT-B-16"]`` → ``{"optim.lr": 0.001, "model.name": "ViT-B-16"}``."""
+    """``["--optim.lr", "1e-3", "--model", "ViT-B-16"]`` → ``{"optim.lr": "1e-3", "model.name": "ViT-B-16"}``
+    (values are read as YAML; numbers in the forms YAML leaves as strings are converted by the config)."""
     out: dict[str, object] = {}
     i = 0
     while i < len(extra):
@@ -46,48 +59,47 @@ def parse_overrides(extra: list[str]) -> dict[str, object]:
     return out
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML preset file or built-in preset name (see `radapter presets`)")
+def _add_run(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--run", required=True, help=f"run directory to {what}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radapter", description="R-Adapter: robust, efficient CLIP fine-tuning")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="radapter's own debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="fine-tune, evaluate, export (overrides: --section.key value)")
-    _add_common(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--config", help="YAML preset file or built-in preset name (see `radapter presets`)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue the run in --out (it must have a checkpoint)")
+    resume.add_argument(
+        "--auto-resume", action="store_true", help="continue the run in --out if it has a checkpoint, else start it"
+    )
 
-    p = sub.add_parser("eval", help="evaluate a finished run (optionally at other α / on other sets)")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--alpha", type=float, action="append", help="α to evaluate (repeatable)")
+    p = sub.add_parser("eval", help="evaluate a finished run (optionally at other α / on other eval sets)")
+    _add_run(p, "evaluate")
+    p.add_argument("--alpha", type=float, action="append", help="α to evaluate (repeatable; default: eval.alphas)")
 
-    p = sub.add_parser("sweep", help="α sweep of a finished run (default grid 0, 0.1, …, 1)")
-    p.add_argument("--run", required=True)
-    p.add_argument("--alphas", default=None, help="comma-separated α grid")
+    p = sub.add_parser("sweep", help="α sweep of a finished run (default grid 0, 0.1, …, 1; writes sweep.jsonl)")
+    _add_run(p, "sweep")
+    p.add_argument("--alphas", default=None, help="comma-separated α grid (default: 0,0.1,…,1)")
 
     for name, help_text in (
         ("merge", "merge a run's adapter at α into a plain model in the backbone's format"),
         ("export", "write a run's adapter folder and its merged model at α"),
+        ("verify", "merged vs unmerged max |difference| and a NaN check on a batch"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--run", help="run directory (or give --adapter and --model)")
         p.add_argument("--adapter", help="adapter folder (adapter_config.json + adapter_model.safetensors)")
         p.add_argument("--model", dest="model_spec", help="base model when using --adapter")
         p.add_argument("--pretrained", dest="pretrained_tag", default=None)
-        p.add_argument("--alpha", type=float, default=None, help="re-scaling α (default: the adapter config's)")
-        p.add_argument("--out", dest="dest", required=True, help="output directory")
-
-    p = sub.add_parser("verify", help="merged vs unmerged max |difference| and a NaN check on a batch")
-    p.add_argument("--run")
-    p.add_argument("--adapter")
-    p.add_argument("--model", dest="model_spec")
-    p.add_argument("--pretrained", dest="pretrained_tag", default=None)
-    p.add_argument("--alpha", type=float, default=None)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--tolerance", type=float, default=1e-4)
+        p.add_argument("--alpha", type=float, default=None, help="re-scaling α (default: the run's deploy α)")
+        if name == "verify":
+            p.add_argument("--batch", type=int, default=4)
+            p.add_argument("--tolerance", type=float, default=1e-4)
+        else:
+            p.add_argument("--out", dest="dest", required=True, help="output directory")
 
     p = sub.add_parser("plot", help="table + ID-vs-OOD plot from results.jsonl files")
     p.add_argument("results", nargs="+")
@@ -101,25 +113,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
 
     sub.add_parser("presets", help="list the built-in presets")
+    sub.add_parser("tasks", help="list the tasks (task: KEY in a config)")
     return parser
 
 
+def _setup_logging(verbose: bool) -> None:
+    """radapter's messages at INFO (DEBUG with -v); other libraries (PIL, open_clip…) stay at WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("radapter").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _interrupted(args, argv: list[str]) -> int:
+    """One line instead of a traceback: where the last checkpoint is and the command that resumes."""
+    out = _train_out(argv)
+    ckpt = latest_checkpoint(out) if out else None
+    cmd = [a for a in argv if a not in ("--resume", "--auto-resume")] + ["--resume"]
+    if ckpt:
+        print(
+            f"\nradapter {args.command}: interrupted; last checkpoint {ckpt}. "
+            f"Resume with: radapter {shlex.join(cmd)}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"\nradapter {args.command}: interrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+    return 130
+
+
+def _train_out(argv: list[str]) -> str | None:
+    for i, a in enumerate(argv):
+        if a == "--out" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--out="):
+            return a.split("=", 1)[1]
+    try:
+        parser_args, extra = build_parser().parse_known_args(argv)
+        from_config = commands.load_config(parser_args.config, parse_overrides(extra))
+        return from_config.out
+    except (UserError, SystemExit):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # our messages at INFO; libraries (open_clip logs through the root logger) only from WARNING unless -v
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    logging.getLogger("radapter").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    from . import commands
-
+    _setup_logging(args.verbose)
+    use_fast_frozen_linear()  # no result changes; see radapter.utils.perf
     try:
         overrides = parse_overrides(extra)
-        if overrides and args.command in ("merge", "export", "verify", "plot", "demo", "presets"):
+        if overrides and args.command not in WITH_OVERRIDES:
             raise ConfigError(f"radapter {args.command}: unexpected options {list(overrides)}")
         return getattr(commands, f"cmd_{args.command}")(args, overrides)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
-        from ..data import CorruptImageError
-
+    except KeyboardInterrupt:
+        if args.command != "train" or os.environ.get("RANK", "0") != "0":
+            raise
+        return _interrupted(args, argv)
+    except (UserError, FileNotFoundError, FileExistsError) as e:
         hint = (
             " (or run with --data.skip_corrupt true to skip and count unreadable images)"
             if isinstance(e, CorruptImageError)

@@ -14,6 +14,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from radapter.data.images import SkippedImages, load_image, scan_images
+from radapter.errors import UserError
 
 __all__ = [
     "DatasetLayoutError",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserError, ValueError):
     """A dataset's files are not where, or not what, the loader expects.
 
     The message names the path, says what is wrong and, where it helps, draws the expected

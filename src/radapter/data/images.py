@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from PIL import Image
 from tqdm.auto import tqdm
 
+from radapter.errors import UserError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "CorruptImageError",
@@ -35,7 +37,7 @@ __all__ = [
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(UserError, ValueError):
     """An image file is missing, unreadable or not a decodable image.
 
     Attributes:

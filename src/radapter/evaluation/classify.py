@@ -43,6 +43,7 @@ def evaluate_classifier(
     batch_size: int = 256,
     workers: int = 0,
     max_images: int | None = None,
+    seed: int = 0,
     progress: bool = False,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:

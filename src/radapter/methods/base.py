@@ -1,72 +1,75 @@
-"""What a fine-tuning method is, to the trainer and the evaluator.
+"""What a fine-tuning method is, to the trainer and the run.
 
-A method says which parameters train and with which loss (:meth:`Method.loss`), what happens after each
-optimizer step (:meth:`after_step`, e.g. EMA), what its checkpointed state is, and which model variants to
-evaluate (:meth:`variants`, e.g. one merged model per α). The trainer and evaluator know nothing
-method-specific; a new method is one small module registered with :func:`register_method`.
+A method owns what trains (:meth:`Method.setup`, :meth:`param_groups`), its loss on a task's :class:`Batch`
+(:meth:`loss`), what happens after each optimizer step (:meth:`after_step`, e.g. EMA), its checkpointed state,
+the model variants to evaluate (:meth:`variants`, e.g. one merged model per α) and its export. It works for
+every task whose batches carry what it :attr:`~Method.needs`; one that cannot serve a task fails at config time
+(:meth:`check`). A new method is one small module registered with :func:`register_method`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import difflib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..backbones import encode_image, encode_text
+from ..backbones import encode_image, encode_text, get_handler
 from ..backbones.loading import LoadedModel
-from ..config import RunConfig
-
-
-@dataclass
-class Task:
-    """The classification task a method trains for."""
-
-    classnames: list[str]
-    templates: Sequence[str | Callable[[str], str]]
-    zero_shot_head: torch.Tensor  # [C, D], from the base model's text encoder
-    device: torch.device
+from ..config import ConfigError, RunConfig
+from ..tasks.base import Batch, Scorer, Task
+from ..training.schedule import param_groups
 
 
 @dataclass
 class Variant:
-    """One evaluated model: ``head`` None means "rebuild the zero-shot head from this model's text encoder"."""
+    """One evaluated model: what the task scores, at which α (None for methods without one)."""
 
-    model: nn.Module
+    scorer: Scorer
     alpha: float | None = None
-    head: torch.Tensor | None = None
-    tags: dict[str, Any] = field(default_factory=dict)
-
-
-class TrainStep(nn.Module):
-    """The module DDP wraps: ``forward(images, tokens, labels) -> loss`` calls back into the method."""
-
-    def __init__(self, method: Method) -> None:
-        super().__init__()
-        self.model = method.model
-        self.extra = nn.ParameterDict(method.extra_parameters())
-        self._loss = method.loss
-
-    def forward(self, images: torch.Tensor, tokens: Any, labels: torch.Tensor) -> torch.Tensor:
-        return self._loss(images, tokens, labels)
 
 
 class Method:
-    """Base class. Subclasses set ``key`` and override what differs."""
+    """Base class. Subclasses set ``key`` (and ``needs``, ``trains``) and override what differs.
 
-    key: str = ""
-    contrastive: bool = False  # needs caption tokens in the batch
+    Args:
+        cfg: The run configuration.
+        backbone: The loaded base model; ``backbone.model`` is adapted in place.
+        task: The task the method trains for.
+        alpha: The deploy α (``eval.alpha``, or the task's default).
+    """
+
+    key: ClassVar[str] = ""
     trains: bool = True
+    #: What the task's batches must carry (see radapter.tasks.base).
+    needs: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, cfg: RunConfig, loaded: LoadedModel, task: Task) -> None:
-        self.cfg, self.loaded, self.task = cfg, loaded, task
-        self.model = loaded.model
-        self.logit_scale = (
-            float(loaded.model.logit_scale.exp().item()) if hasattr(loaded.model, "logit_scale") else 100.0
-        )
+    def __init__(self, cfg: RunConfig, backbone: LoadedModel, task: Task, alpha: float) -> None:
+        self.cfg, self.backbone, self.task, self.alpha = cfg, backbone, task, float(alpha)
+        self.model = backbone.model
+        self.handler = get_handler(self.model)
+        self.logit_scale = float(self.handler.logit_scale(self.model).detach())
         self.setup()
+
+    # --- configuration -------------------------------------------------------------------------------
+    @classmethod
+    def required(cls, cfg: RunConfig) -> frozenset[str]:
+        """What this method needs from a task under ``cfg`` (a loss choice can change it)."""
+        return cls.needs
+
+    @classmethod
+    def check(cls, cfg: RunConfig, task: type[Task]) -> None:
+        """Refuses, before anything runs, a task whose batches lack what the method needs."""
+        missing = sorted(cls.required(cfg) - task.provides)
+        if missing:
+            able = [m for m in method_names() if not (get_method(m).required(cfg) - task.provides)]
+            raise ConfigError(
+                f"method {cls.key!r} cannot train task {task.key!r}: it needs {', '.join(missing)}, which "
+                f"{task.key} batches do not carry; methods for {task.key}: {', '.join(able)}"
+            )
 
     # --- set-up and training -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -77,8 +80,6 @@ class Method:
         return {}
 
     def param_groups(self) -> list[dict]:
-        from ..training.schedule import param_groups
-
         o = self.cfg.optim
         named = list(self.model.named_parameters()) + list(self.extra_parameters().items())
         return param_groups(named, o.lr, o.weight_decay)
@@ -90,10 +91,16 @@ class Method:
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         return encode_image(self.model, images, normalize=True)
 
-    def text_features(self, tokens: Any) -> torch.Tensor:
+    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.backbone.tokenizer(list(texts))
+        tokens = tokens.to(self.device) if hasattr(tokens, "to") else tokens
         return encode_text(self.model, tokens, normalize=True)
 
-    def loss(self, images: torch.Tensor, tokens: Any, labels: torch.Tensor) -> torch.Tensor:
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def loss(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
     def after_step(self, step: int) -> None:
@@ -123,11 +130,16 @@ class Method:
             target.copy_(value)
 
     # --- evaluation and export -----------------------------------------------------------------------
-    def variants(self) -> Iterator[Variant]:
-        yield Variant(self.model)
+    def variants(self, alphas: Sequence[float]) -> Iterator[Variant]:
+        """The models to evaluate; methods without an α yield one variant and ignore ``alphas``."""
+        yield Variant(Scorer(self.model))
 
-    def export(self, directory: str) -> dict[str, str]:
-        """Writes deployable artefacts; returns {kind: path}."""
+    def export(self, directory: str, alpha: float) -> dict[str, str]:
+        """Writes deployable artefacts at deploy α ``alpha``; returns ``{kind: path}``."""
+        return {}
+
+    def record(self) -> dict[str, Any]:
+        """Fields every result row of this method carries (besides the task's metrics)."""
         return {}
 
 
@@ -135,6 +147,9 @@ _METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: makes ``cls`` selectable as ``method.name: <cls.key>``."""
+    if not cls.key:
+        raise ValueError(f"{cls.__name__}: a method needs a non-empty 'key'")
     _METHODS[cls.key] = cls
     return cls
 
@@ -145,9 +160,7 @@ def method_names() -> list[str]:
 
 def get_method(name: str) -> type[Method]:
     if name not in _METHODS:
-        import difflib
-
         close = difflib.get_close_matches(name, list(_METHODS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"method.name: unknown method {name!r}{hint}; available: {', '.join(method_names())}")
+        raise ConfigError(f"method.name: unknown method {name!r}{hint}; available: {', '.join(method_names())}")
     return _METHODS[name]

@@ -1,15 +1,16 @@
-"""FLYP (Goyal et al., 2023): fine-tune both towers with the CLIP contrastive loss on template captions."""
+"""FLYP (Goyal et al., 2023): fine-tune both towers with the CLIP contrastive loss on (image, caption) pairs."""
 
 from __future__ import annotations
 
 from ..losses import clip_loss
+from ..tasks.base import CAPTIONS
 from .base import Method, register_method
 
 
 @register_method
 class Flyp(Method):
     key = "flyp"
-    contrastive = True
+    needs = frozenset({CAPTIONS})
 
     def setup(self) -> None:
         for p in self.model.parameters():
@@ -18,5 +19,5 @@ class Flyp(Method):
         if hasattr(self.model, "logit_scale"):
             self.model.logit_scale.requires_grad_(False)
 
-    def loss(self, images, tokens, labels):
-        return clip_loss(self.image_features(images), self.text_features(tokens), self.logit_scale)
+    def loss(self, batch):
+        return clip_loss(self.image_features(batch.images), self.text_features(batch.texts), self.logit_scale)

@@ -1,9 +1,11 @@
 """End-to-end fine-tuning baselines of the WiSE-FT / LP-FT papers.
 
-* ``ft``: the image tower plus a linear head initialised from the zero-shot head, cross-entropy on
+* ``ft``: the image tower plus a linear head initialised from the task's zero-shot head, cross-entropy on
   ``logit_scale · normalize(f) @ headᵀ`` (WiSE-FT's classifier); the text tower is not used.
-* ``lpft``: a linear probe (head only) for ``method.probe_fraction`` of the steps, then ``ft`` (Kumar et al.,
-  2022); implemented as a delayed schedule for the tower's parameter group.
+* ``lpft``: a linear probe (head only) for ``method.lpft.probe_fraction`` of the steps, then ``ft`` (Kumar et
+  al., 2022); implemented as a delayed schedule for the tower's parameter group.
+
+Both need a task with class labels and a class head (classification).
 """
 
 from __future__ import annotations
@@ -14,17 +16,15 @@ import torch
 from torch import nn
 
 from ..losses import head_cross_entropy
+from ..tasks.base import CLASS_HEAD, LABELS, Scorer
 from ..training.schedule import param_groups
 from .base import Method, Variant, register_method
 
 
-def image_tower(model: nn.Module) -> nn.Module:
-    return model.visual if hasattr(model, "visual") else model.vision_model
-
-
 def image_tower_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Image tower + its projection (open_clip keeps the projection inside ``visual``)."""
-    named = [(f"visual.{n}", p) for n, p in image_tower(model).named_parameters()]
+    tower = model.visual if hasattr(model, "visual") else model.vision_model
+    named = [(f"visual.{n}", p) for n, p in tower.named_parameters()]
     if hasattr(model, "visual_projection"):
         named += [(f"visual_projection.{n}", p) for n, p in model.visual_projection.named_parameters()]
     return named
@@ -33,23 +33,25 @@ def image_tower_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 @register_method
 class FineTune(Method):
     key = "ft"
+    needs = frozenset({LABELS, CLASS_HEAD})
 
     def setup(self) -> None:
         for p in self.model.parameters():
             p.requires_grad_(False)
         for _, p in image_tower_parameters(self.model):
             p.requires_grad_(True)
-        self.head = nn.Parameter(self.task.zero_shot_head.detach().clone())
+        self.head = nn.Parameter(self.task.zero_shot_head().detach().clone())
 
     def extra_parameters(self) -> dict[str, nn.Parameter]:
         return {"head": self.head}
 
-    def loss(self, images, tokens, labels):
-        f = self.image_features(images)
-        return head_cross_entropy(f, self.head.to(f.dtype), labels, self.logit_scale, self.cfg.method.label_smoothing)
+    def loss(self, batch):
+        f = self.image_features(batch.images)
+        smoothing = self.cfg.method.ft.label_smoothing
+        return head_cross_entropy(f, self.head.to(f.dtype), batch.labels, self.logit_scale, smoothing)
 
-    def variants(self) -> Iterator[Variant]:
-        yield Variant(self.model, alpha=None, head=self.head.detach())
+    def variants(self, alphas) -> Iterator[Variant]:
+        yield Variant(Scorer(self.model, head=self.head.detach()))
 
 
 @register_method
@@ -58,12 +60,11 @@ class LinearProbeThenFineTune(FineTune):
 
     def param_groups(self) -> list[dict]:
         o = self.cfg.optim
-        head = [{"params": [self.head], "lr": self.cfg.method.probe_lr, "weight_decay": 0.0}]
+        head = [{"params": [self.head], "lr": self.cfg.method.lpft.probe_lr, "weight_decay": 0.0}]
         return head + param_groups(image_tower_parameters(self.model), o.lr, o.weight_decay)
 
     def group_starts(self, total_steps: int) -> list[int]:
-        probe = int(round(self.cfg.method.probe_fraction * total_steps))
-        self.probe_steps = probe
+        probe = int(round(self.cfg.method.lpft.probe_fraction * total_steps))
         return [0] + [probe] * (len(self.param_groups()) - 1)
 
 

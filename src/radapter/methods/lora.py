@@ -1,4 +1,4 @@
-"""LoRA (Hu et al., 2022) through peft, trained with the same contrastive loss as R-Adapter.
+"""LoRA (Hu et al., 2022) through peft, trained with the same loss as R-Adapter (``method.lora.loss``).
 
 On open_clip 3.x the targets are the attention modules (``attn``: peft's ``nn.MultiheadAttention`` support
 adapts the fused input projection and the output projection and merges them before MHA reads its weights)
@@ -10,11 +10,14 @@ and the MLP linears ``c_fc``/``c_proj``. ``out_proj`` alone is never a target: M
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 
+from ..adapters.io import export_merged
 from ..backbones import get_handler
+from ..tasks.base import Scorer
 from .base import Method, Variant, register_method
-from .radapter import check_loss, contrastive_loss
+from .objectives import loss_needs, pair_loss
 
 TARGETS = {
     "open_clip": ["attn", "c_fc", "c_proj"],
@@ -22,15 +25,16 @@ TARGETS = {
 }
 
 
-def apply_lora(model, r: int, alpha: float, dropout: float):
-    """Injects peft LoRA layers in place; returns the peft ``LoraModel`` (whose ``.model`` is ``model``)."""
+def apply_lora(model, r: int, alpha: float, dropout: float, targets: list[str] | None = None):
+    """Injects peft LoRA layers in place; returns the peft ``LoraModel`` (whose ``.model`` is ``model``).
+    ``targets`` default to the backbone family's (module docstring)."""
     try:
         from peft import LoraConfig
         from peft.tuners.lora import LoraModel
     except ImportError as e:
         raise ImportError("method 'lora' needs peft: pip install 'radapter[lora]'") from e
-    library = get_handler(model).library
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=TARGETS[library])
+    targets = targets or TARGETS[get_handler(model).library]
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
     for p in model.parameters():
         p.requires_grad_(False)
     return LoraModel(model, config, "default")
@@ -39,28 +43,27 @@ def apply_lora(model, r: int, alpha: float, dropout: float):
 @register_method
 class Lora(Method):
     key = "lora"
-    contrastive = True
+
+    @classmethod
+    def required(cls, cfg):
+        return loss_needs(cfg.method.lora.loss, "method.lora.loss")
 
     def setup(self) -> None:
-        check_loss(self)
-        m = self.cfg.method
-        self.lora = apply_lora(self.model, m.lora_r, m.lora_alpha, m.lora_dropout)
+        c = self.cfg.method.lora
+        self.lora = apply_lora(self.model, c.r, c.lora_alpha, c.dropout)
 
-    def loss(self, images, tokens, labels):
-        return contrastive_loss(self, images, tokens, labels)
+    def loss(self, batch):
+        c = self.cfg.method.lora
+        return pair_loss(self, batch, c.loss, c.margin, c.label_smoothing)
 
     def merged(self):
         """A plain copy of the backbone with the LoRA update merged in."""
         return copy.deepcopy(self.lora).merge_and_unload()
 
-    def variants(self) -> Iterator[Variant]:
-        yield Variant(self.merged().eval())
+    def variants(self, alphas) -> Iterator[Variant]:
+        yield Variant(Scorer(self.merged().eval()))
 
-    def export(self, directory: str) -> dict[str, str]:
-        import os
-
-        from ..adapters.io import export_merged
-
+    def export(self, directory: str, alpha: float) -> dict[str, str]:
         path = os.path.join(directory, "merged")
         export_merged(self.merged(), path)
         return {"merged": path}

@@ -1,9 +1,10 @@
 """R-Adapter (Kim et al., ECCV 2024): adapters + dropping + EMA + re-scaling + MPM-NCE, each switchable.
 
-Ablations are configuration: ``method.adapter.drop_prob: 0`` (no dropping), ``method.use_ema: false`` or
-``method.adapter.ema_momentum: 0`` (no EMA), ``eval.alphas: [1.0]`` (no re-scaling), ``method.loss: clip``
-(FLYP's loss instead of MPM-NCE), ``method.label_smoothing: 0`` (no smoothing), ``method.adapter.rank: 64``
-(low rank), ``method.adapter.towers: image``.
+Ablations are configuration: ``method.radapter.drop_prob: 0`` (no dropping), ``method.radapter.use_ema: false``
+or ``method.radapter.ema_momentum: 0`` (no EMA), ``eval.alphas: [1.0]`` (no re-scaling),
+``method.radapter.loss: clip`` (FLYP's loss instead of MPM-NCE), ``method.radapter.label_smoothing: 0``,
+``method.radapter.rank: 64`` (low rank), ``method.radapter.towers: image``. The deploy α — the one the
+exported merged model has — is ``eval.alpha`` (default: the task's).
 """
 
 from __future__ import annotations
@@ -17,50 +18,39 @@ from ..adapters import apply_r_adapter, ema_update, iter_alpha_merges, merge_r_a
 from ..adapters.io import export_merged, save_adapter
 from ..adapters.r_adapter import adapter_state_dict, iter_adapters
 from ..config import ConfigError
-from ..losses import clip_loss, head_cross_entropy, mpm_nce_loss
+from ..tasks.base import Scorer
 from .base import Method, Variant, register_method
-
-LOSSES = ("mpm_nce", "clip", "ce")
-
-
-def contrastive_loss(method: Method, images, tokens, labels) -> torch.Tensor:
-    """The loss named by ``method.loss`` for methods that train both towers on (image, caption) pairs."""
-    m = method.cfg.method
-    f = method.image_features(images)
-    if m.loss == "ce":
-        return head_cross_entropy(
-            f, method.task.zero_shot_head.to(f.dtype), labels, method.logit_scale, m.label_smoothing
-        )
-    g = method.text_features(tokens)
-    if m.loss == "clip":
-        return clip_loss(f, g, method.logit_scale)
-    return mpm_nce_loss(f, g, labels, method.logit_scale, m.margin, m.label_smoothing)
-
-
-def check_loss(method: Method) -> None:
-    m = method.cfg.method
-    if m.loss not in LOSSES:
-        raise ConfigError(f"method.loss: unknown loss {m.loss!r}; expected one of {LOSSES}")
-    method.contrastive = m.loss != "ce"
+from .objectives import loss_needs, pair_loss
 
 
 @register_method
 class RAdapterMethod(Method):
     key = "radapter"
-    contrastive = True
+
+    @classmethod
+    def required(cls, cfg):
+        return loss_needs(cfg.method.radapter.loss, "method.radapter.loss")
+
+    @classmethod
+    def check(cls, cfg, task) -> None:
+        super().check(cfg, task)
+        c = cfg.method.radapter
+        if c.loss == "ce" and c.towers != "image":
+            raise ConfigError(
+                "method.radapter.loss: 'ce' trains against the fixed zero-shot head, so text-tower adapters "
+                "would get no gradient; set method.radapter.towers: image"
+            )
 
     def setup(self) -> None:
-        check_loss(self)
-        acfg = self.cfg.method.adapter
-        if self.cfg.method.loss == "ce" and acfg.towers != "image":
-            raise ConfigError(
-                "method.loss: 'ce' trains against the fixed zero-shot head, so text-tower adapters "
-                "would get no gradient; set method.adapter.towers: image"
-            )
-        apply_r_adapter(self.model, acfg)
+        apply_r_adapter(self.model, self.cfg.method.radapter.adapter_config(self.alpha))
 
-    def loss(self, images, tokens, labels):
-        return contrastive_loss(self, images, tokens, labels)
+    @property
+    def use_ema(self) -> bool:
+        return self.cfg.method.radapter.use_ema
+
+    def loss(self, batch):
+        c = self.cfg.method.radapter
+        return pair_loss(self, batch, c.loss, c.margin, c.label_smoothing)
 
     def after_step(self, step: int) -> None:
         ema_update(self.model)
@@ -78,15 +68,21 @@ class RAdapterMethod(Method):
                 raise KeyError(f"checkpoint adapter site {site!r} not in this model")
             getattr(adapters[site], name).copy_(value)
 
-    def variants(self) -> Iterator[Variant]:
+    def variants(self, alphas) -> Iterator[Variant]:
         # one merged copy re-weighted per α: the sweep pays the s̃F̃W products once
-        for alpha, merged in iter_alpha_merges(self.model, self.cfg.eval.alphas, use_ema=self.cfg.method.use_ema):
-            yield Variant(merged.eval(), alpha=alpha)
+        for alpha, merged in iter_alpha_merges(self.model, alphas, use_ema=self.use_ema):
+            yield Variant(Scorer(merged.eval()), alpha=alpha)
 
-    def export(self, directory: str) -> dict[str, str]:
+    def merged(self, alpha: float | None = None):
+        """The plain model at ``alpha`` (default: the deploy α), from the EMA unless ``use_ema`` is off."""
+        return merge_r_adapter(self.model, alpha=self.alpha if alpha is None else alpha, use_ema=self.use_ema)
+
+    def export(self, directory: str, alpha: float) -> dict[str, str]:
         adapter_dir = os.path.join(directory, "adapter")
         merged_dir = os.path.join(directory, "merged")
-        save_adapter(self.model, adapter_dir)
-        alpha = self.cfg.method.adapter.alpha
-        export_merged(merge_r_adapter(self.model, alpha=alpha, use_ema=self.cfg.method.use_ema), merged_dir)
+        save_adapter(self.model, adapter_dir, extra={"use_ema": self.use_ema})
+        export_merged(self.merged(alpha), merged_dir)
         return {"adapter": adapter_dir, "merged": merged_dir}
+
+    def record(self):
+        return {"use_ema": self.use_ema}

@@ -1,4 +1,4 @@
-"""Zero-shot CLIP: no training; the head is built from the class names and prompt templates."""
+"""Zero-shot CLIP: no training; the task scores the base model with heads from its own text tower."""
 
 from __future__ import annotations
 

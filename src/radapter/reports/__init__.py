@@ -1,9 +1,8 @@
-"""Reports: result tables (Markdown/CSV), the WiSE-FT ID-vs-OOD figure, model cards, report folders.
+"""Reports: result tables (Markdown/CSV), the WiSE-FT ID-vs-OOD figure, report folders.
 
 Plain Python + matplotlib (Agg, no pyplot); nothing here imports torch.
 """
 
-from radapter.reports.model_card import adapter_card, config_table, merged_card
 from radapter.reports.plots import plot_alpha_curve, plot_id_vs_ood
 from radapter.reports.report import curve_gaps, report_markdown, to_results_json, write_report
 from radapter.reports.tables import (
@@ -22,9 +21,7 @@ from radapter.reports.tables import (
 )
 
 __all__ = [
-    "adapter_card",
     "avg_ood",
-    "config_table",
     "curve_gaps",
     "eval_sets",
     "format_accuracy",
@@ -33,7 +30,6 @@ __all__ = [
     "format_seconds",
     "id_top1",
     "load_results",
-    "merged_card",
     "method_label",
     "plot_alpha_curve",
     "plot_id_vs_ood",

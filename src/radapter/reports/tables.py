@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MISSING = "–"
+from radapter.utils.text import MISSING, format_params
+
 
 # Display names; registry keys stay the stable identifiers in files.
 METHOD_LABELS = {
@@ -205,16 +206,6 @@ def _freeze(v: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------- formatting
-
-
-def format_params(n: float | None) -> str:
-    """Parameter count, short: ``20447280`` → ``"20.4 M"``, ``512`` → ``"512"``, ``0`` → ``"0"``."""
-    if n is None:
-        return MISSING
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:.0f}"
 
 
 def format_bytes(n: float | None) -> str:

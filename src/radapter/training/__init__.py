@@ -1,14 +1,5 @@
-"""The training loop, its schedule, sampler, checkpoints and distributed set-up.
+"""The training loop, its schedule, sampler, checkpoints, precision and distributed set-up."""
 
-``Trainer`` is imported lazily: the methods import ``training.schedule``, and the trainer imports the methods.
-"""
+from .trainer import TrainData, Trainer, TrainingDiverged, TrainStep, total_steps
 
-__all__ = ["Trainer", "TrainingDiverged"]
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        from . import trainer
-
-        return getattr(trainer, name)
-    raise AttributeError(f"module 'radapter.training' has no attribute {name!r}")
+__all__ = ["TrainData", "TrainStep", "Trainer", "TrainingDiverged", "total_steps"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Sampler
 
+from ..config import ConfigError
+
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + index * 104_729 + 12_345) % (2**31 - 1)
@@ -40,9 +42,9 @@ class StepSampler(Sampler):
         world_size: int = 1,
     ) -> None:
         if global_batch % world_size:
-            raise ValueError(f"optim.batch_size={global_batch} must be divisible by the {world_size} processes")
+            raise ConfigError(f"optim.batch_size={global_batch} must be divisible by the {world_size} processes")
         if n < global_batch:
-            raise ValueError(f"optim.batch_size={global_batch} is larger than the training set ({n} images)")
+            raise ConfigError(f"optim.batch_size={global_batch} is larger than the training set ({n} images)")
         self.n, self.global_batch, self.seed = n, global_batch, seed
         self.total_steps, self.start_step = total_steps, start_step
         self.rank, self.world_size = rank, world_size

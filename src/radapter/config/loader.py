@@ -1,4 +1,4 @@
-"""Run configuration: typed dataclasses, YAML presets and ``--dotted.key value`` overrides.
+"""Reading a run configuration: YAML presets, ``--dotted.key value`` overrides, validation.
 
 Config flows one way: a preset (YAML) gives defaults, command-line overrides replace single fields, the
 result is validated here (unknown keys and ill-typed values are errors naming the key and the closest valid
@@ -12,137 +12,34 @@ import difflib
 import os
 import types
 import typing
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
 
-from .adapters.config import RAdapterConfig
-
-DEFAULT_ALPHAS = [round(0.1 * i, 1) for i in range(11)]
-
-
-@dataclass
-class ModelConfig:
-    name: str = field(
-        default="ViT-B-16",
-        metadata={
-            "help": "open_clip name, 'local-dir:PATH', 'hf:NAME_OR_PATH' or a path to an open_clip model-config .json"
-        },
-    )
-    pretrained: str | None = field(
-        default="openai", metadata={"help": "open_clip pretrained tag or checkpoint path; 'none' = random init"}
-    )
-
-
-@dataclass
-class DataConfig:
-    train: str | None = field(
-        default=None,
-        metadata={"help": "training data: an ImageFolder dir, a CSV file, or 'world' (the built-in offline benchmark)"},
-    )
-    kind: str = field(default="imagefolder", metadata={"help": "imagefolder | csv | world"})
-    classnames: str | None = field(default=None, metadata={"help": "file of class names (default: folder names)"})
-    csv_img_key: str = "filepath"
-    csv_caption_key: str = "title"
-    csv_label_key: str = "class"
-    csv_sep: str = "\t"
-    templates: str = field(
-        default="openai",
-        metadata={
-            "help": "openai | simple | world | path to a text file with one template per line ('{}' = class name)"
-        },
-    )
-    shots: int | None = field(default=None, metadata={"help": "k-shot: sample k training images per class"})
-    holdout_fraction: float = field(
-        default=0.0, metadata={"help": "fraction of training data held out to choose α; 0 disables automatic choice"}
-    )
-    train_scale: list[float] = field(default_factory=lambda: [0.9, 1.0])
-    hflip: bool = False
-    workers: int = 2
-    skip_corrupt: bool = False
-    eval_sets: list[dict] = field(
-        default_factory=list, metadata={"help": "list of {name, path, kind, ood, class_subset}"}
-    )
-    world_seed: int = field(default=0, metadata={"help": "world benchmark: seed of the generated data"})
-    world_train: int = 2000
-    world_test: int = 1000
-    world_rho: float = 0.8
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 5e-4
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay on >=2-D tensors only"})
-    batch_size: int = field(default=512, metadata={"help": "global batch size (all processes together)"})
-    epochs: int = 10
-    steps: int | None = field(default=None, metadata={"help": "total optimizer steps (overrides epochs)"})
-    warmup_steps: int = 500
-    grad_clip: float | None = 1.0
-    accum_steps: int = field(default=1, metadata={"help": "gradient accumulation micro-steps per optimizer step"})
-    precision: str = field(
-        default="fp32",
-        metadata={"help": "fp32 | bf16 (autocast, CPU or CUDA) | fp16 (CUDA autocast with a gradient scaler)"},
-    )
-
-
-@dataclass
-class MethodConfig:
-    name: str = field(default="radapter", metadata={"help": "zeroshot | ft | lpft | flyp | wiseft | lora | radapter"})
-    loss: str = field(default="mpm_nce", metadata={"help": "radapter/lora loss: mpm_nce | clip | ce"})
-    margin: float = 0.05
-    label_smoothing: float = 0.02
-    adapter: RAdapterConfig = field(default_factory=RAdapterConfig)
-    use_ema: bool = field(default=True, metadata={"help": "evaluate/merge the EMA adapter (False: live weights)"})
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    probe_fraction: float = field(default=0.5, metadata={"help": "lpft: fraction of steps spent on the linear probe"})
-    probe_lr: float = 1e-3
-    ft_model: str | None = field(
-        default=None, metadata={"help": "wiseft: run dir of a finished 'ft' run (otherwise wiseft trains ft itself)"}
-    )
-
-
-@dataclass
-class EvalConfig:
-    alphas: list[float] = field(default_factory=lambda: list(DEFAULT_ALPHAS))
-    batch_size: int = 256
-    max_images: int | None = field(default=None, metadata={"help": "cap per eval set (quick looks)"})
-
-
-@dataclass
-class RunConfig:
-    out: str = "runs/run"
-    seed: int = 0
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    checkpoint_every: int = field(
-        default=0,
-        metadata={
-            "help": "checkpoint every N steps, kept permanently (0 = at each epoch end, keeping the last `keep`)"
-        },
-    )
-    keep: int = field(default=2, metadata={"help": "how many step checkpoints to keep"})
-    log_every: int = 10
-    tensorboard: bool = False
-    progress: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class ConfigError(ValueError):
-    """A preset or override names an unknown key or gives a value of the wrong type."""
+from ..errors import ConfigError
+from ..utils import atomic_write_text
+from .schema import RENAMED_KEYS, RunConfig
 
 
 def _closest(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _number(text: str, kind: type) -> Any:
+    """The forms people type for numbers, which YAML 1.1 leaves as strings: ``1e-4``, ``1E-4``, ``5e-4``, ``.5``,
+    ``1_000``. Returns ``text`` unchanged when it is not a number."""
+    clean = text.strip().replace("_", "")
+    try:
+        return int(clean) if kind is int else float(clean)
+    except ValueError:
+        if kind is int:
+            try:
+                as_float = float(clean)
+            except ValueError:
+                return text
+            return int(as_float) if as_float.is_integer() else text
+        return text
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -182,10 +79,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp is int:
+        if isinstance(value, str):
+            value = _number(value, int)
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)  # 1e3 steps
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
+        if isinstance(value, str):
+            value = _number(value, float)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
@@ -206,12 +109,25 @@ def build_dataclass(cls: type, data: dict[str, Any], where: str = "") -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else key
         if key not in valid:
+            _check_renamed(path)
             raise ConfigError(f"unknown config key {path!r}{_closest(key, valid)}")
         kwargs[key] = _coerce(value, hints[key], path)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where or cls.__name__}: {e}") from e
+
+
+def _check_renamed(path: str) -> None:
+    """Raises a ConfigError naming the new key when ``path`` (or a section above it) was renamed."""
+    parts = path.split(".")
+    for n in range(len(parts), 0, -1):
+        old = ".".join(parts[:n])
+        if old in RENAMED_KEYS:
+            new = RENAMED_KEYS[old]
+            rest = ".".join(parts[n:])
+            target = f"{new}.{rest}" if rest and " " not in new else new
+            raise ConfigError(f"config key {path!r} was renamed: use {target!r}")
 
 
 def _all_keys(cls: type, prefix: str = "") -> list[str]:
@@ -229,6 +145,7 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Sets ``data[a][b][c] = value`` for ``dotted == "a.b.c"``, checking the key path exists in RunConfig."""
     valid = _all_keys(RunConfig)
     if dotted not in valid:
+        _check_renamed(dotted)
         raise ConfigError(f"unknown config key {dotted!r}{_closest(dotted, valid)}")
     node = data
     parts = dotted.split(".")
@@ -239,7 +156,7 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-PRESET_DIR = os.path.join(os.path.dirname(__file__), "configs")
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
 
 
 def resolve_preset(name_or_path: str) -> str:
@@ -313,6 +230,4 @@ def load_config(preset: str | None = None, overrides: dict[str, Any] | None = No
 
 
 def save_config(cfg: RunConfig, path: str) -> None:
-    from .utils import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -12,7 +12,7 @@ version that wrote them. Pure text; the callers (:func:`radapter.save_adapter`,
 * ``trainable_params`` (int or None), optional ``total_params``;
 * ``alpha``: the re-scaling α a merged model was merged at;
 * ``library_version``: radapter's version (default: the running one);
-* ``results``: optional result rows or summary rows (see :mod:`radapter.reports.tables`);
+* ``results``: optional results, as a Markdown table the caller rendered (the application's reports do);
 * ``path``: optional folder name to show in the loading code.
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from radapter.reports.tables import format_params, to_markdown
-from radapter.version import __version__
+from ..utils.text import format_params
+from ..version import __version__
 
 PAPER_TITLE = "Efficient and Versatile Robust Fine-Tuning of Zero-shot Models"
 PAPER_URL = "https://arxiv.org/abs/2408.05749"
@@ -130,9 +130,7 @@ def _common_tail(info: dict) -> list[str]:
         parts += [
             "## Results",
             "",
-            "Top-1 accuracy (%); avg OOD = mean over the OOD sets; mean ± std over seeds where several were run.",
-            "",
-            to_markdown(info["results"]),
+            str(info["results"]).rstrip("\n"),
             "",
         ]
     parts += [
@@ -241,7 +239,8 @@ def merged_card(info: dict) -> str:
         "```",
         "",
     ]
-    config = info.get("config") or {}
+    # the merge α above is the one this model has; a config's α (the adapter's default) would contradict it
+    config = {k: v for k, v in (info.get("config") or {}).items() if k != "alpha"}
     if config:
         parts += ["## R-Adapter configuration", "", config_table(config), ""]
     params = _params_line(info)

@@ -1,0 +1,57 @@
+"""Run configuration: typed sections (:mod:`.schema`), YAML presets and overrides (:mod:`.loader`)."""
+
+from ..errors import ConfigError
+from .loader import (
+    PRESET_DIR,
+    build_dataclass,
+    deep_update,
+    load_config,
+    load_yaml,
+    parse_value,
+    resolve_preset,
+    save_config,
+    set_dotted,
+)
+from .schema import (
+    DEFAULT_ALPHAS,
+    CsvSource,
+    DataConfig,
+    EvalConfig,
+    FTMethodConfig,
+    LoraMethodConfig,
+    LPFTMethodConfig,
+    MethodConfig,
+    ModelConfig,
+    OptimConfig,
+    RAdapterMethodConfig,
+    RunConfig,
+    WiseFTMethodConfig,
+    WorldSource,
+)
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "PRESET_DIR",
+    "ConfigError",
+    "CsvSource",
+    "DataConfig",
+    "EvalConfig",
+    "FTMethodConfig",
+    "LPFTMethodConfig",
+    "LoraMethodConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RAdapterMethodConfig",
+    "RunConfig",
+    "WiseFTMethodConfig",
+    "WorldSource",
+    "build_dataclass",
+    "deep_update",
+    "load_config",
+    "load_yaml",
+    "parse_value",
+    "resolve_preset",
+    "save_config",
+    "set_dotted",
+]

@@ -1,0 +1,246 @@
+"""The run configuration: one typed dataclass per part of a run, nested into :class:`RunConfig`.
+
+Sections: ``model`` (which backbone), ``task`` (which task: classification, retrieval, …), ``data`` (the train
+source and its own settings, evaluation sets), ``optim`` (the loop), ``method`` (``method.name`` plus one
+section per method, as peft gives each tuner its own config: ``method.radapter.*``, ``method.lora.*``, …) and
+``eval``. The deploy α has one owner, ``eval.alpha`` (default: the task's, 0.5 classification, 0.8 retrieval,
+0.4 segmentation); ``eval.alphas`` is the sweep evaluated after training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..adapters.config import RAdapterConfig
+
+DEFAULT_ALPHAS = [round(0.1 * i, 1) for i in range(11)]
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def _adapter_field(name: str) -> Any:
+    """A field with the default and help of :class:`RAdapterConfig`'s field ``name`` (one place defines them)."""
+    f = next(f for f in dataclasses.fields(RAdapterConfig) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return field(default_factory=f.default_factory, metadata=f.metadata)
+    return field(default=f.default, metadata=f.metadata)
+
+
+@dataclass
+class ModelConfig:
+    name: str = field(
+        default="ViT-B-16",
+        metadata=_help("open_clip name, 'local-dir:PATH', 'hf:NAME_OR_PATH' or a path to an open_clip model-config .json"),
+    )
+    pretrained: str | None = field(
+        default="openai", metadata=_help("open_clip pretrained tag or checkpoint path; 'none' = random init")
+    )
+
+
+@dataclass
+class CsvSource:
+    """The FLYP CSV: one row per image, with a caption and a class."""
+
+    img_key: str = field(default="filepath", metadata=_help("image-path column"))
+    caption_key: str = field(default="title", metadata=_help("caption column (rows without one use templates)"))
+    label_key: str = field(default="class", metadata=_help("class column (names or integers)"))
+    sep: str = field(default="\t", metadata=_help("field separator"))
+
+
+@dataclass
+class WorldSource:
+    """The built-in offline world (``radapter demo``)."""
+
+    seed: int = field(default=0, metadata=_help("seed of the generated data"))
+    train: int = field(default=2000, metadata=_help("training images"))
+    test: int = field(default=1000, metadata=_help("images per evaluation set"))
+    rho: float = field(default=0.8, metadata=_help("strength of the spurious colour cue in the training domain"))
+
+
+@dataclass
+class DataConfig:
+    kind: str = field(
+        default="imagefolder", metadata=_help("training data source: imagefolder | csv | world (and task-specific ones)")
+    )
+    train: str | None = field(
+        default=None, metadata=_help("training data: an ImageFolder dir or a CSV file (not used by kind 'world')")
+    )
+    classnames: str | None = field(
+        default=None,
+        metadata=_help(
+            "class names: 'imagenet' (wnid folders → OpenAI names) or a file of 'folder<TAB>name' lines; "
+            "default: the folder names"
+        ),
+    )
+    templates: str = field(
+        default="openai",
+        metadata=_help("openai | simple | world | path to a text file with one template per line ('{}' = class name)"),
+    )
+    shots: int | None = field(default=None, metadata=_help("k-shot: sample k training images per class"))
+    holdout_fraction: float = field(
+        default=0.0, metadata=_help("fraction of training data held out to choose α; 0 disables the choice")
+    )
+    train_scale: list[float] = field(
+        default_factory=lambda: [0.9, 1.0], metadata=_help("RandomResizedCrop scale range")
+    )
+    hflip: bool = field(default=False, metadata=_help("random horizontal flips in training"))
+    workers: int = field(default=2, metadata=_help("DataLoader worker processes"))
+    skip_corrupt: bool = field(default=False, metadata=_help("skip (and count) unreadable training images"))
+    eval_sets: list[dict] = field(
+        default_factory=list,
+        metadata=_help("evaluation sets, each {name, path, kind, ood, ...}; the task validates their keys"),
+    )
+    csv: CsvSource = field(default_factory=CsvSource)
+    world: WorldSource = field(default_factory=WorldSource)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay on >=2-D tensors only"))
+    batch_size: int = field(default=512, metadata=_help("global batch size (all processes together)"))
+    epochs: int = 10
+    steps: int | None = field(default=None, metadata=_help("total optimizer steps (overrides epochs)"))
+    warmup_steps: int = 500
+    grad_clip: float | None = 1.0
+    accum_steps: int = field(default=1, metadata=_help("gradient accumulation micro-steps per optimizer step"))
+    precision: str = field(
+        default="fp32",
+        metadata=_help("fp32 | bf16 (autocast, CPU or CUDA) | fp16 (CUDA autocast with a gradient scaler)"),
+    )
+
+
+@dataclass
+class RAdapterMethodConfig:
+    """``method.radapter``: where adapters go and how they train (the deploy α is ``eval.alpha``)."""
+
+    rank: int | None = _adapter_field("rank")
+    init_scale: float = _adapter_field("init_scale")
+    drop_prob: float = _adapter_field("drop_prob")
+    drop_granularity: str = _adapter_field("drop_granularity")
+    ema_momentum: float = _adapter_field("ema_momentum")
+    towers: str = _adapter_field("towers")
+    blocks: list[int] | None = _adapter_field("blocks")
+    positions: list[str] = _adapter_field("positions")
+    use_ema: bool = field(default=True, metadata=_help("evaluate/merge the EMA adapter (false: the live weights)"))
+    loss: str = field(default="mpm_nce", metadata=_help("mpm_nce | clip | ce"))
+    margin: float = field(default=0.05, metadata=_help("MPM-NCE margin δ on negatives"))
+    label_smoothing: float = field(default=0.02, metadata=_help("MPM-NCE / CE label smoothing ε"))
+
+    def adapter_config(self, alpha: float) -> RAdapterConfig:
+        """The library's :class:`RAdapterConfig` of this section at deploy α ``alpha``."""
+        keys = {f.name for f in dataclasses.fields(RAdapterConfig)} - {"alpha"}
+        return RAdapterConfig(alpha=alpha, **{k: v for k, v in asdict(self).items() if k in keys})
+
+
+@dataclass
+class LoraMethodConfig:
+    """``method.lora``: the LoRA baseline through peft, trained with the same loss as R-Adapter."""
+
+    r: int = field(default=8, metadata=_help("LoRA rank"))
+    lora_alpha: float = field(default=16.0, metadata=_help("peft's lora_alpha (scaling lora_alpha / r)"))
+    dropout: float = field(default=0.0, metadata=_help("peft's lora_dropout"))
+    loss: str = field(default="mpm_nce", metadata=_help("mpm_nce | clip | ce"))
+    margin: float = 0.05
+    label_smoothing: float = 0.02
+
+
+@dataclass
+class FTMethodConfig:
+    """``method.ft`` (also used by ``lpft`` and ``wiseft``): image tower + linear head, cross-entropy."""
+
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class LPFTMethodConfig:
+    probe_fraction: float = field(default=0.5, metadata=_help("fraction of steps spent on the linear probe"))
+    probe_lr: float = field(default=1e-3, metadata=_help("learning rate of the linear probe"))
+
+
+@dataclass
+class WiseFTMethodConfig:
+    ft_model: str | None = field(
+        default=None, metadata=_help("run dir of a finished 'ft' run (otherwise wiseft trains ft itself)")
+    )
+
+
+@dataclass
+class MethodConfig:
+    name: str = field(default="radapter", metadata=_help("zeroshot | ft | lpft | flyp | wiseft | lora | radapter"))
+    radapter: RAdapterMethodConfig = field(default_factory=RAdapterMethodConfig)
+    lora: LoraMethodConfig = field(default_factory=LoraMethodConfig)
+    ft: FTMethodConfig = field(default_factory=FTMethodConfig)
+    lpft: LPFTMethodConfig = field(default_factory=LPFTMethodConfig)
+    wiseft: WiseFTMethodConfig = field(default_factory=WiseFTMethodConfig)
+
+
+@dataclass
+class EvalConfig:
+    alpha: float | None = field(
+        default=None,
+        metadata=_help(
+            "deploy α: the re-scaling (R-Adapter) or interpolation (WiSE-FT) the exported model uses; "
+            "default: the task's (classification 0.5, retrieval 0.8, segmentation 0.4)"
+        ),
+    )
+    alphas: list[float] = field(
+        default_factory=lambda: list(DEFAULT_ALPHAS), metadata=_help("α grid evaluated after training (the sweep)")
+    )
+    batch_size: int = 256
+    max_images: int | None = field(
+        default=None, metadata=_help("cap per eval set: a seeded, class-balanced subset (quick looks)")
+    )
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs/run"
+    seed: int = field(default=0, metadata=_help("drives initialisation, data order, sampling and augmentation"))
+    device: str = field(default="auto", metadata=_help("auto | cpu | cuda | cuda:N"))
+    task: str = field(default="classification", metadata=_help("the task: classification (see `radapter tasks`)"))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint_every: int = field(
+        default=0,
+        metadata=_help("checkpoint every N steps, kept permanently (0 = at each epoch end, keeping the last `keep`)"),
+    )
+    keep: int = field(default=2, metadata=_help("how many step checkpoints to keep"))
+    log_every: int = 10
+    tensorboard: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Keys of earlier releases: using one is an error that names its new place.
+RENAMED_KEYS: dict[str, str] = {
+    "method.adapter.alpha": "eval.alpha",
+    "method.adapter": "method.radapter",
+    "method.use_ema": "method.radapter.use_ema",
+    "method.loss": "method.radapter.loss (or method.lora.loss)",
+    "method.margin": "method.radapter.margin (or method.lora.margin)",
+    "method.label_smoothing": "method.radapter.label_smoothing (method.lora.…, method.ft.…)",
+    "method.lora_r": "method.lora.r",
+    "method.lora_alpha": "method.lora.lora_alpha",
+    "method.lora_dropout": "method.lora.dropout",
+    "method.probe_fraction": "method.lpft.probe_fraction",
+    "method.probe_lr": "method.lpft.probe_lr",
+    "method.ft_model": "method.wiseft.ft_model",
+    "data.csv_img_key": "data.csv.img_key",
+    "data.csv_caption_key": "data.csv.caption_key",
+    "data.csv_label_key": "data.csv.label_key",
+    "data.csv_sep": "data.csv.sep",
+    "data.world_seed": "data.world.seed",
+    "data.world_train": "data.world.train",
+    "data.world_test": "data.world.test",
+    "data.world_rho": "data.world.rho",
+}
