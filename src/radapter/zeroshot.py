@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 from torch import nn
+from tqdm import tqdm
 
 from .backbones import encode_text
 
@@ -54,8 +55,6 @@ def build_zero_shot_head(
     chunks = []
     iterator = range(0, len(texts), batch_size)
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(iterator, desc="zero-shot head", leave=False)
     for start in iterator:
         tokens = tokenizer(texts[start : start + batch_size])

@@ -202,6 +202,9 @@ def merged_card(info: dict) -> str:
     alpha = info.get("alpha")
     at_alpha = f" at α = {alpha:g}" if alpha is not None else ""
     rescaling = f"with re-scaling α = {alpha:g}" if alpha is not None else "(re-scaling α not recorded)"
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        side = "beyond the fine-tuned model" if alpha > 1 else "past the zero-shot model, away from the fine-tuned one"
+        rescaling += f" — an extrapolation {side} (WiSE-FT reports such points; they are not interpolations)"
     folder = info.get("path") or _PLACEHOLDER_DIR
     if base["library"] == "transformers":
         library, code = (

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
 
 from ..backbones import encode_image
 from ..zeroshot import build_zero_shot_head
@@ -68,9 +69,7 @@ def evaluate_classifier(
         correct1 = correct5 = total = 0
         iterator = loader
         if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(loader, desc=f"eval {es.name}", leave=False)
+                iterator = tqdm(loader, desc=f"eval {es.name}", leave=False)
         for images, labels in iterator:
             images, labels = images.to(device, non_blocking=True), labels.to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):

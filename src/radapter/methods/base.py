@@ -65,10 +65,11 @@ class Method:
         """Refuses, before anything runs, a task whose batches lack what the method needs."""
         missing = sorted(cls.required(cfg) - task.provides)
         if missing:
-            able = [m for m in method_names() if not (get_method(m).required(cfg) - task.provides)]
+            defaults = RunConfig()  # each method's needs with its default loss
+            able = [m for m in method_names() if not (get_method(m).required(defaults) - task.provides)]
             raise ConfigError(
                 f"method {cls.key!r} cannot train task {task.key!r}: it needs {', '.join(missing)}, which "
-                f"{task.key} batches do not carry; methods for {task.key}: {', '.join(able)}"
+                f"{task.key} batches do not carry; methods for {task.key} (with their default loss): {', '.join(able)}"
             )
 
     # --- set-up and training -------------------------------------------------------------------------
