@@ -297,7 +297,8 @@ def load_coop_dataset(
 
     Args:
         name: Registry key, CoOp name or folder (``"dtd"``, ``"DescribableTextures"``, ``"caltech-101"``).
-        root: ``$DATA``, the folder holding the datasets' folders (or, for ``layout="authors"``, ``few_shot/``).
+        root: ``$DATA``: the folder holding the datasets' folders (``layout="coop"``) or ``few_shot/``
+            (``layout="authors"``, the authors' ``--data-location``).
         layout: ``"coop"`` (CoOp's files, default) or ``"authors"`` (the R-Adapter release's ImageFolders).
         check_files: Check that every image a split file lists exists (one directory listing per folder).
 
