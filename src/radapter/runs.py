@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .adapters.io import save_classifier
 from .backbones.loading import LoadedModel, load_model
 from .config import ConfigError, RunConfig, build_dataclass, load_yaml, save_config, set_dotted
 from .errors import InputFileError
@@ -34,6 +35,8 @@ from .utils import atomic_write_text
 from .utils.perf import use_fast_frozen_linear
 
 log = logging.getLogger("radapter")
+
+TASK_RECORD = "task.json"
 
 # Keys that only change how a run is evaluated, logged or checkpointed — not what it trains. A resumed run may
 # change these; anything else would make its record describe a model it did not train.
@@ -182,7 +185,13 @@ class Run:
         self.ckpt = latest_checkpoint(self.out) if eval_only else self._prepare_out_dir()
         backbone = load_backbone(cfg, self.device)
         progress = cfg.progress and self.dist.is_main
-        task = self.task_cls(cfg, backbone, self.device, cfg.seed, eval_only=eval_only, progress=progress)
+        record_path = os.path.join(self.out, TASK_RECORD)
+        record = _read_json(record_path) if eval_only and os.path.isfile(record_path) else None
+        task = self.task_cls(
+            cfg, backbone, self.device, cfg.seed, eval_only=eval_only, progress=progress, record=record
+        )
+        if not eval_only and self.dist.is_main:
+            atomic_write_text(record_path, json.dumps(task.record(), indent=2) + "\n")
         alpha = deploy_alpha(cfg, self.task_cls)
         torch.manual_seed(cfg.seed)  # the same adapter/head initialisation on every rank and every resume
         method = self.method_cls(cfg, backbone, task, alpha)
@@ -216,13 +225,24 @@ class Run:
             if export and parts.alpha not in grid:
                 grid.append(parts.alpha)  # the deployed model is always evaluated
             t0 = time.perf_counter()
+            classifier = None
             for variant in parts.method.variants(sorted(grid)):
                 res = parts.task.evaluate(variant.scorer)
                 rows.append(self._row(variant.alpha, res))
+                if export and variant.alpha in (None, parts.alpha):
+                    classifier = parts.task.classifier(variant.scorer)
             log.info("evaluation took %.1f s", time.perf_counter() - t0)
             mark_alpha_choices(rows, parts.alpha, parts.task.metric)
             if export and parts.method.trains:
                 exports = parts.method.export(self.out, parts.alpha)
+                if classifier and "merged" in exports:
+                    info = parts.backbone.info
+                    save_classifier(
+                        exports["merged"],
+                        **classifier,
+                        library=info.get("library", ""),
+                        preprocess=info.get("preprocess_cfg"),
+                    )
                 size = _dir_bytes(exports.get("adapter"))
                 for r in rows:
                     r["adapter_bytes"] = size
@@ -261,6 +281,14 @@ def evaluate_run(run_dir: str, overrides: dict[str, Any], results_name: str, alp
     run = Run(run_config(run_dir, overrides))
     run.setup(eval_only=True)
     return run.evaluate(alphas, results_name=results_name, export=False)
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise InputFileError(f"{path}: not valid JSON ({e})") from e
 
 
 def write_rows(rows: list[dict], out: str, results_name: str, title: str = "") -> None:

@@ -3,7 +3,6 @@ import pytest
 from radapter.adapters.card import adapter_card, config_table, merged_card
 from radapter.version import __version__
 
-
 CONFIG = {
     "rank": None,
     "init_scale": 0.1,

@@ -84,6 +84,7 @@ def test_smoke_writes_the_issue_schema(bench, name, tmp_path):
         assert ms["full_ft"]["trainable_params"] > max(ms[m]["trainable_params"] for m in ("radapter", "lora"))
 
 
+@pytest.mark.slow
 def test_train_step_cli_runs_each_method_in_a_subprocess(tmp_path):
     """The real command line and the worker protocol (one fresh interpreter per method and round)."""
     out = tmp_path / "ts.json"

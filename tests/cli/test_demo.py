@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 def test_demo_quick_writes_results_report_and_plot(tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--size", "ci", "--out", str(out)]) == 0

@@ -59,7 +59,9 @@ def test_an_old_key_in_a_yaml_file_names_its_new_place(tmp_path):
 
 
 def test_an_eval_set_typo_names_the_entry_and_the_key(tmp_path, capsys, tiny_open_clip_json):
-    cfg = load_config("tiny_test", {"data.eval_sets": [{"name": "a", "path": "x"}, {"name": "b", "path": "y", "kidn": "csv"}]})
+    cfg = load_config(
+        "tiny_test", {"data.eval_sets": [{"name": "a", "path": "x"}, {"name": "b", "path": "y", "kidn": "csv"}]}
+    )
     with pytest.raises(ConfigError, match=r"unknown config key 'data.eval_sets\[1\].kidn' \(did you mean 'kind'\?\)"):
         check_config(cfg)
     args = ["train", "--config", "tiny_test", "--model", tiny_open_clip_json, "--out", str(tmp_path / "r")]

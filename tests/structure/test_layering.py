@@ -14,7 +14,18 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "radapter"
-LIBRARY = {"errors", "version", "utils", "adapters", "backbones", "losses", "zeroshot", "data", "segmentation"}
+LIBRARY = {
+    "errors",
+    "version",
+    "utils",
+    "adapters",
+    "backbones",
+    "losses",
+    "zeroshot",
+    "data",
+    "segmentation",
+    "prompting",
+}
 APP_RANK = {"config": 1, "evaluation": 2, "reports": 2, "training": 2, "tasks": 3, "methods": 4, "runs": 5, "cli": 6}
 # function-local imports are for optional dependencies only (and the demo's heavy optional parts)
 OPTIONAL = ("peft", "transformers", "tensorboard", "torch.utils.tensorboard")
@@ -111,7 +122,10 @@ def test_library_never_imports_the_application():
 
 
 def test_no_import_cycles():
-    graph = {m: sorted({_known(t) for t, _, _ in found if t.startswith("radapter") and _known(t)} - {m}) for m, found in IMPORTS.items()}
+    graph = {
+        m: sorted({_known(t) for t, _, _ in found if t.startswith("radapter") and _known(t)} - {m})
+        for m, found in IMPORTS.items()
+    }
     state: dict[str, int] = {}
     stack: list[str] = []
     cycles = []

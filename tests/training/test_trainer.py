@@ -214,6 +214,7 @@ def test_sweep_eval_merge_verify_plot_commands(tiny_open_clip_json, tiny_folders
 
 
 @pytest.mark.distributed
+@pytest.mark.slow
 def test_two_process_gloo_run_equals_one_process(tiny_open_clip_json, tiny_folders, tmp_path):
     """torchrun with 2 CPU processes (4 images each) ends with the weights of 1 process on batch 8."""
     import socket

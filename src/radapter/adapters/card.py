@@ -251,3 +251,68 @@ def merged_card(info: dict) -> str:
         parts += [f"**Parameters trained (adapters, now merged):** {params}", ""]
     parts += _common_tail(info)
     return "\n".join(parts)
+
+
+def classifier_section(library: str, preprocess: dict | None = None, folder: str | None = None) -> str:
+    """Markdown: classifying an image with the exported model and its ``classifier.json`` +
+    ``zero_shot_head.safetensors``, in plain open_clip or transformers (no radapter code)."""
+    folder = folder or _PLACEHOLDER_DIR
+    common = [
+        "import json",
+        "",
+        "import torch",
+        "from PIL import Image",
+        "from safetensors.torch import load_file",
+    ]
+    if library == "transformers":
+        pp = preprocess or {}
+        size = int(pp.get("size", 224)) if not isinstance(pp.get("size"), (list, tuple)) else int(pp["size"][0])
+        mean, std = (
+            list(pp.get("mean", [0.48145466, 0.4578275, 0.40821073])),
+            list(pp.get("std", [0.26862954, 0.26130258, 0.27577711])),
+        )
+        load = [
+            "from transformers import CLIPImageProcessor, CLIPModel",
+            "",
+            f"folder = {json.dumps(folder)}",
+            "model = CLIPModel.from_pretrained(folder).eval()",
+            f"processor = CLIPImageProcessor(size={{'shortest_edge': {size}}}, crop_size={{'height': {size}, 'width': {size}}},",
+            f"                               image_mean={mean}, image_std={std})",
+            'image = processor(images=Image.open("image.jpg").convert("RGB"), return_tensors="pt")["pixel_values"]',
+            "with torch.no_grad():",
+            "    out = model.get_image_features(pixel_values=image)",
+            "    f = out if isinstance(out, torch.Tensor) else out.pooler_output",
+        ]
+    else:
+        load = [
+            "import open_clip",
+            "",
+            f"folder = {json.dumps(folder)}",
+            'model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")',
+            "model.eval()",
+            'image = preprocess(Image.open("image.jpg").convert("RGB")).unsqueeze(0)',
+            "with torch.no_grad():",
+            "    f = model.encode_image(image)",
+        ]
+    code = [
+        *common,
+        *load,
+        "f = torch.nn.functional.normalize(f, dim=-1)",
+        'head = load_file(f"{folder}/zero_shot_head.safetensors")["head"]  # [classes, dim], unit rows',
+        'classnames = json.load(open(f"{folder}/classifier.json"))["classnames"]',
+        "print(classnames[(f @ head.T).argmax().item()])",
+    ]
+    return "\n".join(
+        [
+            "## Classify an image",
+            "",
+            "`classifier.json` holds the class names and prompt templates, `zero_shot_head.safetensors` the "
+            "zero-shot head built from this model's own text tower (the mean of the templates' embeddings per "
+            "class, renormalised) — what the reported accuracies used:",
+            "",
+            "```python",
+            *code,
+            "```",
+            "",
+        ]
+    )

@@ -21,9 +21,9 @@ from ..errors import InputFileError, UserError
 from ..utils import atomic_save_safetensors, atomic_write_text, load_safetensors
 from ..version import __version__
 from .apply import apply_r_adapter, remove_adapters
-from .card import adapter_card, merged_card
-from .merge import site_linear
+from .card import adapter_card, classifier_section, merged_card
 from .config import RAdapterConfig
+from .merge import site_linear
 from .r_adapter import adapter_state_dict, get_config, iter_adapters
 
 CONFIG_NAME = "adapter_config.json"
@@ -69,7 +69,9 @@ def base_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def save_adapter(model: nn.Module, directory: str, extra: dict[str, Any] | None = None, card: str | None = None) -> None:
+def save_adapter(
+    model: nn.Module, directory: str, extra: dict[str, Any] | None = None, card: str | None = None
+) -> None:
     """Writes the adapter (live + EMA tensors), its config and a model card to ``directory``.
 
     Args:
@@ -248,3 +250,32 @@ def export_merged(
             }
         )
     atomic_write_text(os.path.join(directory, "README.md"), card)
+
+
+CLASSIFIER_NAME = "classifier.json"
+HEAD_NAME = "zero_shot_head.safetensors"
+
+
+def save_classifier(
+    directory: str,
+    classnames: list[str],
+    templates: list[str],
+    head: torch.Tensor,
+    library: str,
+    preprocess: dict[str, Any] | None = None,
+) -> None:
+    """Writes what classifying with an exported model needs beside its weights: ``classifier.json`` (class
+    names, templates), ``zero_shot_head.safetensors`` (``head`` [C, D]) and a usage section in its README."""
+    if head.shape[0] != len(classnames):
+        raise ValueError(f"head has {head.shape[0]} rows for {len(classnames)} class names")
+    atomic_write_text(
+        os.path.join(directory, CLASSIFIER_NAME),
+        json.dumps({"classnames": list(classnames), "templates": list(templates)}, indent=2, ensure_ascii=False),
+    )
+    atomic_save_safetensors({"head": head.detach().float().contiguous()}, os.path.join(directory, HEAD_NAME))
+    readme = os.path.join(directory, "README.md")
+    text = open(readme, encoding="utf-8").read() if os.path.isfile(readme) else ""
+    marker = text.find("## Citation")
+    section = classifier_section(library, preprocess)
+    text = text[:marker] + section + "\n" + text[marker:] if marker >= 0 else text + "\n" + section
+    atomic_write_text(readme, text)

@@ -184,4 +184,3 @@ def _print_rows(rows: list[dict]) -> None:
             f"deploy α {default['alpha']}: {idn} {get(default, f'{idn}:{metric}'):.1f}, "
             f"avg OOD {get(default, f'avg_ood:{metric}'):.1f}"
         )
-

@@ -130,8 +130,7 @@ def _interrupted(args, argv: list[str]) -> int:
     cmd = [a for a in argv if a not in ("--resume", "--auto-resume")] + ["--resume"]
     if ckpt:
         print(
-            f"\nradapter {args.command}: interrupted; last checkpoint {ckpt}. "
-            f"Resume with: radapter {shlex.join(cmd)}",
+            f"\nradapter {args.command}: interrupted; last checkpoint {ckpt}. Resume with: radapter {shlex.join(cmd)}",
             file=sys.stderr,
         )
     else:

@@ -34,7 +34,9 @@ def _adapter_field(name: str) -> Any:
 class ModelConfig:
     name: str = field(
         default="ViT-B-16",
-        metadata=_help("open_clip name, 'local-dir:PATH', 'hf:NAME_OR_PATH' or a path to an open_clip model-config .json"),
+        metadata=_help(
+            "open_clip name, 'local-dir:PATH', 'hf:NAME_OR_PATH' or a path to an open_clip model-config .json"
+        ),
     )
     pretrained: str | None = field(
         default="openai", metadata=_help("open_clip pretrained tag or checkpoint path; 'none' = random init")
@@ -64,7 +66,8 @@ class WorldSource:
 @dataclass
 class DataConfig:
     kind: str = field(
-        default="imagefolder", metadata=_help("training data source: imagefolder | csv | world (and task-specific ones)")
+        default="imagefolder",
+        metadata=_help("training data source: imagefolder | csv | world (and task-specific ones)"),
     )
     train: str | None = field(
         default=None, metadata=_help("training data: an ImageFolder dir or a CSV file (not used by kind 'world')")

@@ -69,7 +69,7 @@ def evaluate_classifier(
         correct1 = correct5 = total = 0
         iterator = loader
         if progress:
-                iterator = tqdm(loader, desc=f"eval {es.name}", leave=False)
+            iterator = tqdm(loader, desc=f"eval {es.name}", leave=False)
         for images, labels in iterator:
             images, labels = images.to(device, non_blocking=True), labels.to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):

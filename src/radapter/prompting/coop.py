@@ -33,11 +33,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+from open_clip.model import CLIP, CustomTextCLIP
+from open_clip.transformer import TextTransformer
 from torch import nn
 from torch.nn import functional as F
 
-from ..backbones import encode_text
+from ..backbones import UnsupportedBackboneError, encode_text
 from ..utils import atomic_save_safetensors, atomic_write_text, load_safetensors
+from ..version import __version__
 
 __all__ = ["COOP_CONFIG_NAME", "COOP_WEIGHTS_NAME", "DEFAULT_N_CTX", "CoOpPromptLearner"]
 
@@ -52,11 +55,6 @@ _FORMAT_VERSION = 1
 
 def _text_tower(model: nn.Module) -> tuple[str, nn.Embedding, Callable[[torch.Tensor], torch.Tensor]]:
     """``(library, token embedding, pooling index of token ids)`` of a supported model's text tower."""
-    try:
-        from open_clip.model import CLIP, CustomTextCLIP
-        from open_clip.transformer import TextTransformer
-    except ImportError:  # pragma: no cover - open_clip is a hard dependency
-        CLIP = CustomTextCLIP = TextTransformer = ()
     if isinstance(model, CLIP):
         return "open_clip", model.token_embedding, _open_clip_pool(model.text_pool_type, model.text_eos_id, None)
     if isinstance(model, CustomTextCLIP) and isinstance(model.text, TextTransformer):
@@ -69,7 +67,7 @@ def _text_tower(model: nn.Module) -> tuple[str, nn.Embedding, Callable[[torch.Te
     if isinstance(model, CLIPModel):
         eos = model.config.text_config.eos_token_id  # what CLIPTextModel pools by (4.57 and 5.x alike)
         return "transformers", model.text_model.embeddings.token_embedding, _hf_pool(eos)
-    raise TypeError(
+    raise UnsupportedBackboneError(
         f"CoOp needs a text tower with token embeddings: open_clip CLIP / CustomTextCLIP with a TextTransformer, "
         f"or transformers CLIPModel; got {type(model).__name__}"
     )
@@ -253,8 +251,6 @@ class CoOpPromptLearner(nn.Module):
     # ----------------------------------------------------------------------------------------------- saving
     def config(self) -> dict[str, Any]:
         """What :meth:`load` needs to rebuild the learner (written to ``coop_config.json``)."""
-        from ..version import __version__
-
         base = getattr(self.model, "radapter_base_info", None) or {}
         return {
             "method": "coop",

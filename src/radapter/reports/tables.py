@@ -31,7 +31,6 @@ from typing import Any
 
 from radapter.utils.text import MISSING, format_params
 
-
 # Display names; registry keys stay the stable identifiers in files.
 METHOD_LABELS = {
     "zeroshot": "Zero-shot",

@@ -72,6 +72,8 @@ class Task:
         seed: The run's seed (data subsets, sampling).
         eval_only: Build the evaluation sets only (a finished run being re-evaluated).
         progress: Show progress bars.
+        record: What :meth:`record` returned when the run trained (read back from ``task.json``), so a
+            re-evaluation needs no training data.
     """
 
     key: ClassVar[str] = ""
@@ -89,9 +91,10 @@ class Task:
         seed: int,
         eval_only: bool = False,
         progress: bool = True,
+        record: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.backbone, self.device, self.seed = cfg, backbone, device, seed
-        self.eval_only, self.progress = eval_only, progress
+        self.eval_only, self.progress, self.saved = eval_only, progress, record or {}
         self.setup()
 
     @classmethod
@@ -131,6 +134,16 @@ class Task:
     def summarize(self, results: dict[str, Any]) -> dict[str, Any]:
         """Row fields derived from ``results``: ``id_set``, ``ood_sets``, ``avg_ood:<metric>``, …"""
         return {}
+
+    def record(self) -> dict[str, Any]:
+        """JSON facts of the training data that evaluation needs later (class names, …): saved as
+        ``task.json`` in the run folder and handed back as ``record`` when the run is re-evaluated."""
+        return {}
+
+    def classifier(self, scorer: Scorer) -> dict[str, Any] | None:
+        """What a deployed model needs to do the task beside its weights (class names, templates, head), for
+        the variant ``scorer`` — exported next to the merged model. None: nothing."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Counts of the data (printed at start, stored with results)."""

@@ -150,9 +150,17 @@ class ClassificationTask(Task):
             train, self._classnames, self.eval_sets = self._world()
             tf_train = None
             eval_view = train
+        elif self.eval_only and "classnames" in self.saved and not cfg.holdout_fraction:
+            # a finished run: its class names were recorded, the training data is not read again (except for the
+            # α hold-out, which is training data)
+            train, self._classnames = None, list(self.saved["classnames"])
+            self.eval_sets = self._eval_sets(size, mean, std)
+            tf_train = eval_view = None
         else:
             if not cfg.train:
-                raise ConfigError(f"data.train: no training data given (an ImageFolder dir or a CSV file, kind {cfg.kind!r})")
+                raise ConfigError(
+                    f"data.train: no training data given (an ImageFolder dir or a CSV file, kind {cfg.kind!r})"
+                )
             names = _read_classnames(cfg.classnames)
             if cfg.kind == "imagefolder":
                 train = ImageFolderDataset(cfg.train, transform=None, classnames=names)
@@ -171,16 +179,17 @@ class ClassificationTask(Task):
                 self.skipped = train.skip_corrupt_images(progress=self.progress)
                 log.warning("%s", self.skipped)
             self._classnames = list(train.classnames)
-            tf_eval = eval_transform(size, mean=mean, std=std)
-            self.eval_sets = [
-                build_eval_set(s, self._classnames, tf_eval, progress=self.progress)
-                for s in eval_set_configs(cfg.eval_sets)
-            ]
+            self.eval_sets = self._eval_sets(size, mean, std)
             tf_train = train_transform(size, scale=tuple(cfg.train_scale), hflip=cfg.hflip, mean=mean, std=std)
             eval_view = copy.copy(train)
-            eval_view.transform = tf_eval
-        self._train = self._subsets(train, eval_view)
+            eval_view.transform = eval_transform(size, mean=mean, std=std)
+        self._train = self._subsets(train, eval_view) if train is not None else None
         self._tf_train = tf_train
+
+    def _eval_sets(self, size, mean, std) -> list[EvalSet]:
+        tf_eval = eval_transform(size, mean=mean, std=std)
+        configs = eval_set_configs(self.cfg.data.eval_sets)
+        return [build_eval_set(s, self._classnames, tf_eval, progress=self.progress) for s in configs]
 
     def _world(self) -> tuple[Dataset, list[str], list[EvalSet]]:
         w = self.cfg.data.world
@@ -205,7 +214,9 @@ class ClassificationTask(Task):
             keep, held = split_holdout([targets[i] for i in indices], cfg.holdout_fraction, self.seed)
             held_idx = [indices[i] for i in held]
             indices = [indices[i] for i in keep]
-            holdout = EvalSet(name="holdout", dataset=Subset(eval_view, held_idx), classnames=self._classnames, ood=False)
+            holdout = EvalSet(
+                name="holdout", dataset=Subset(eval_view, held_idx), classnames=self._classnames, ood=False
+            )
             self.eval_sets.insert(0, holdout)
         self._targets = [targets[i] for i in indices]
         return Subset(train, indices) if len(indices) != len(targets) else train
@@ -227,7 +238,11 @@ class ClassificationTask(Task):
     def zero_shot_head(self) -> torch.Tensor:
         if not hasattr(self, "_zs_head"):
             self._zs_head = build_zero_shot_head(
-                self.backbone.model.eval(), self.backbone.tokenizer, self._classnames, self.templates, device=self.device
+                self.backbone.model.eval(),
+                self.backbone.tokenizer,
+                self._classnames,
+                self.templates,
+                device=self.device,
             )
         return self._zs_head
 
@@ -253,9 +268,21 @@ class ClassificationTask(Task):
     def summarize(self, results: dict[str, Any]) -> dict[str, Any]:
         return summarize_sets(results, self.eval_sets)
 
+    def record(self) -> dict[str, Any]:
+        return {"classnames": self._classnames}
+
+    def classifier(self, scorer: Scorer) -> dict[str, Any]:
+        head = scorer.head
+        if head is None:
+            head = build_zero_shot_head(
+                scorer.model, self.backbone.tokenizer, self._classnames, self.templates, device=self.device
+            )
+        templates = [t if isinstance(t, str) else t("{}") for t in self.templates]
+        return {"classnames": self._classnames, "templates": templates, "head": head.detach().float().cpu()}
+
     def describe(self) -> dict[str, Any]:
         return {
-            "n_train": self.train_size() if not self.eval_only else None,
+            "n_train": self.train_size() if self._train is not None else None,
             "n_classes": len(self._classnames),
             "eval_sets": {es.name: len(es.dataset) for es in self.eval_sets},
         }
@@ -269,4 +296,3 @@ def eval_set_configs(entries: Sequence[Any]) -> list[EvalSetConfig]:
     if sets and all(s.ood for s in sets) and stated[0] is None:
         sets[0].ood = False
     return sets
-
