@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 from tqdm.auto import tqdm
@@ -26,13 +27,15 @@ __all__ = [
     "CorruptImageError",
     "SkippedImages",
     "check_image",
+    "image_paths",
     "is_image_file",
     "load_image",
     "scan_images",
 ]
 
 #: File name endings (lower case) read as images; matching ignores case, so ImageNet's ``.JPEG`` counts.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: The same set as torchvision's ``ImageFolder``, so a folder lists the same images in both.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class CorruptImageError(ValueError):
@@ -169,27 +172,68 @@ class SkippedImages:
         return self.message()
 
 
+def image_paths(dataset_or_paths: Any) -> list[str]:
+    """The image files behind a dataset, in its order (one entry per sample, repeats kept).
+
+    Understands what radapter builds: a sequence of paths, a dataset with a ``paths`` list (every
+    radapter dataset), ``torch.utils.data.Subset`` (recursively), ``ConcatDataset`` and an
+    :class:`~radapter.data.shifts.EvalSet` (through its ``dataset``).
+
+    Raises:
+        TypeError: The object holds no list of files (e.g. images generated in memory).
+    """
+    obj = dataset_or_paths
+    if isinstance(obj, (str, os.PathLike)):
+        return [os.fspath(obj)]
+    paths = getattr(obj, "paths", None)
+    if paths is not None and not callable(paths):
+        return [os.fspath(p) for p in paths]
+    if hasattr(obj, "indices") and hasattr(obj, "dataset"):  # torch Subset
+        inner = image_paths(obj.dataset)
+        return [inner[int(i)] for i in obj.indices]
+    if hasattr(obj, "datasets") and hasattr(obj, "cumulative_sizes"):  # torch ConcatDataset
+        return [p for part in obj.datasets for p in image_paths(part)]
+    if hasattr(obj, "dataset") and hasattr(obj, "project_logits"):  # EvalSet
+        return image_paths(obj.dataset)
+    if isinstance(obj, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in obj):
+        return [os.fspath(p) for p in obj]
+    raise TypeError(
+        f"scan_images: cannot list the image files of {type(obj).__name__}; give a list of paths or a dataset "
+        "with a 'paths' list (ImageFolderDataset, CsvDataset, an EvalSet, or a Subset of one)"
+    )
+
+
 def scan_images(
-    paths: Sequence[str | os.PathLike],
+    dataset_or_paths: Any,
     *,
     progress: bool = True,
     desc: str = "checking images",
     num_workers: int | None = None,
-) -> list[tuple[int, str, str]]:
-    """Finds the unreadable files among ``paths``.
+) -> list[tuple[str, str]]:
+    """Finds the unreadable images of a dataset before a run depends on them.
 
-    Decoding is done in a thread pool: PIL releases the GIL while decoding, so threads give a
-    real speed-up on a 50k-image evaluation set without the cost of worker processes.
+    Each distinct file is opened, verified and fully decoded once (:func:`check_image`), so a truncated
+    JPEG is found now rather than hours into training. Decoding runs in a thread pool: PIL releases the
+    GIL while decoding, so threads give a real speed-up on a 50k-image set without worker processes.
+
+    Example:
+        >>> for path, reason in scan_images(ImageFolderDataset("data/pets")):  # doctest: +SKIP
+        ...     print(f"{path}: {reason}")
 
     Args:
-        paths: Image files to check.
-        progress: Show a tqdm progress bar.
+        dataset_or_paths: Image files, or a dataset :func:`image_paths` understands.
+        progress: Show a tqdm progress bar (on stderr).
         desc: Label of the progress bar.
         num_workers: Threads to use; default ``min(8, os.cpu_count())``. ``0`` or ``1`` checks serially.
 
     Returns:
-        ``(index, path, reason)`` for each bad file, in the order of ``paths``.
+        ``(path, reason)`` for each bad file, once per file, in the order of first appearance.
+
+    Raises:
+        TypeError: ``dataset_or_paths`` holds no list of files.
     """
+    # A caption CSV lists an image once per caption: decode each file once.
+    paths = list(dict.fromkeys(image_paths(dataset_or_paths)))
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
@@ -207,4 +251,4 @@ def scan_images(
                     bar.update()
     finally:
         bar.close()
-    return [(i, os.fspath(paths[i]), reason) for i, reason in enumerate(reasons) if reason is not None]
+    return [(path, reason) for path, reason in zip(paths, reasons) if reason is not None]
