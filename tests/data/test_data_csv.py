@@ -151,3 +151,13 @@ def test_an_empty_label_is_refused_not_made_a_class(image_dir):
     csv.write_text("filepath\ttitle\tclass\nimages/0.png\tt\tcat\nimages/1.png\tt\t\nimages/2.png\tt\tdog\n")
     with pytest.raises(DatasetLayoutError, match=r"rows with an empty 'class' label: 3"):
         CsvDataset(csv)
+
+
+def test_paths_resolved_against_the_wrong_root_are_reported_at_once(image_dir, tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    csv = lists / "train.csv"
+    csv.write_text("filepath\ttitle\tclass\nimages/0.png\tt\t0\nimages/1.png\tt\t1\n")
+    with pytest.raises(DatasetLayoutError, match=r"none of the first 2 image files exist.*images/0.png.*root"):
+        CsvDataset(csv)
+    assert len(CsvDataset(csv, root=image_dir)) == 2

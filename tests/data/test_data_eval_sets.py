@@ -119,3 +119,9 @@ def test_labels_file_is_only_for_flat_imagenet_val():
     assert EvalSetConfig(name="IN", path="/x", kind="imagenet", labels_file="/gt.txt").labels_file == "/gt.txt"
     with pytest.raises(ValueError, match="labels_file is for kind 'imagenet'"):
         EvalSetConfig(name="A", path="/x", kind="imagenet-a", labels_file="/gt.txt")
+
+
+def test_path_must_be_a_path_and_may_start_with_a_tilde():
+    with pytest.raises(ValueError, match="'path' must be a file or folder path, got 3"):
+        EvalSetConfig(name="X", path=3)
+    assert not EvalSetConfig(name="X", path="~/data/pets").path.startswith("~")

@@ -199,3 +199,12 @@ def test_every_image_type_torchvision_lists_is_listed(tmp_path):
     for name in ("a.tif", "b.TIFF", "c.ppm", "d.pgm", "e.jpg"):
         write_image(tmp_path / "cls" / name)
     assert len(ImageFolderDataset(tmp_path)) == 5
+
+
+def test_wordnet_id_folders_without_names_get_a_warning(tmp_path, caplog):
+    # A zero-shot head built from "n01440764" prompts is meaningless; say so rather than train on it.
+    make_class_tree(tmp_path, ["n01440764", "n01443537"])
+    with caplog.at_level("WARNING", logger="radapter"):
+        ds = ImageFolderDataset(tmp_path)
+    assert ds.classnames == ["n01440764", "n01443537"]
+    assert "WordNet IDs" in caplog.text and "classnames" in caplog.text

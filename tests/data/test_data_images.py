@@ -148,3 +148,13 @@ def test_scan_images_shows_a_progress_bar(tmp_path, capsys):
 def test_scan_images_refuses_what_has_no_files():
     with pytest.raises(TypeError, match="cannot list the image files of int"):
         scan_images(3, progress=False)
+
+
+def test_16_bit_images_are_scaled_not_clipped_to_white(tmp_path):
+    import numpy as np
+
+    values = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    rgb = np.asarray(load_image(tmp_path / "deep.png"))
+    assert rgb.shape == (32, 32, 3) and (rgb[..., 0] == rgb[..., 1]).all()
+    np.testing.assert_allclose(rgb[..., 0], values / 257.0, atol=1.0)  # 65535 -> 255, linearly

@@ -49,6 +49,26 @@ def _csv_layout(name: str, sep: str, img_key: str, caption_key: str | None, labe
     )
 
 
+_PROBE = 10
+
+
+def _check_first_paths(csv_path: str, root: str, paths: Sequence[str], *, root_given: bool) -> None:
+    """Fails now when the first rows all point at missing files: the paths are resolved against the wrong folder.
+
+    Only a few rows are probed (a stat each), so a million-row CSV on a network disk costs nothing; a single
+    missing file is left to :func:`~radapter.data.images.scan_images` or the read that meets it.
+    """
+    probe = paths[:_PROBE]
+    if any(os.path.exists(path) for path in probe):
+        return
+    where = "the given root" if root_given else "the CSV's folder (the default root)"
+    raise DatasetLayoutError(
+        csv_path,
+        f"none of the first {len(probe)} image files exist, e.g. {probe[0]}; relative paths are resolved against "
+        f"{where} {root}: pass root= the folder they are relative to (or fix the paths)",
+    )
+
+
 class CsvDataset(ImageSampleDataset):
     """Images listed in a delimited text file, with captions and class labels.
 
@@ -95,8 +115,10 @@ class CsvDataset(ImageSampleDataset):
         label_key: str = "class",
         progress: bool = True,
     ):
-        self.path = os.fspath(path)
-        self.root = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(self.path))
+        self.path = os.path.expanduser(os.fspath(path))
+        self.root = (
+            os.path.expanduser(os.fspath(root)) if root is not None else os.path.dirname(os.path.abspath(self.path))
+        )
         layout = _csv_layout(os.path.basename(self.path), sep, img_key, caption_key, label_key)
         if not os.path.isfile(self.path):
             raise DatasetLayoutError(self.path, "CSV file not found", layout)
@@ -142,6 +164,7 @@ class CsvDataset(ImageSampleDataset):
             captions.append(caption or None)
         if not paths:
             raise DatasetLayoutError(self.path, "CSV file has a header but no rows", layout)
+        _check_first_paths(self.path, self.root, paths, root_given=root is not None)
 
         labels, names = self._parse_labels(raw_labels, classnames, label_key)
         self.captions: list[str | None] = captions

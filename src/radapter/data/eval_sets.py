@@ -73,9 +73,11 @@ class EvalSetConfig:
     def __post_init__(self) -> None:
         if not str(self.name).strip():
             raise ValueError("eval set 'name' must not be empty")
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise ValueError(f"eval set {self.name!r}: 'path' must be a file or folder path, got {self.path!r}")
         if not str(self.path).strip():
             raise ValueError(f"eval set {self.name!r}: 'path' must not be empty")
-        self.path = os.fspath(self.path)
+        self.path = os.path.expanduser(os.fspath(self.path))
         kind = str(self.kind).strip().lower()
         if kind not in ("imagefolder", "csv"):
             try:

@@ -245,7 +245,7 @@ class ImageFolderDataset(ImageSampleDataset):
         progress: bool = True,
         classnames_file: str | os.PathLike | None = None,
     ):
-        self.root = os.fspath(root)
+        self.root = os.path.expanduser(os.fspath(root))  # YAML does not expand "~" as a shell does
         layout = expected_layout or imagefolder_layout(os.path.basename(self.root.rstrip("/\\")) or "root")
         if not os.path.exists(self.root):
             raise DatasetLayoutError(self.root, f"{description} not found (nothing is downloaded)", layout)
@@ -321,6 +321,16 @@ class ImageFolderDataset(ImageSampleDataset):
             names = read_classnames_file(os.path.join(self.root, CLASSNAMES_FILE), folders)
         else:
             names = [folder_to_classname(folder) for folder in folders]
+            if all(len(f) == 9 and f[0] == "n" and f[1:].isdigit() for f in folders):
+                log.warning(
+                    "%s: the class folders are WordNet IDs (%s) and no class names were given, so the text encoder "
+                    "sees prompts like 'a photo of a %s.'; give classnames (a {wnid: name} mapping, e.g. ImageNet's "
+                    "zip(imagenet_wnids(), imagenet_classnames())) or a %s",
+                    self.root,
+                    preview(folders, 3),
+                    folders[0],
+                    CLASSNAMES_FILE,
+                )
         _warn_shared_names(self.root, folders, names)
         return names
 

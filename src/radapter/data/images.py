@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -31,6 +32,7 @@ __all__ = [
     "is_image_file",
     "load_image",
     "scan_images",
+    "to_rgb",
 ]
 
 #: File name endings (lower case) read as images; matching ignores case, so ImageNet's ``.JPEG`` counts.
@@ -80,7 +82,8 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         path: Image file.
 
     Returns:
-        The decoded image in RGB mode (palette, grey, CMYK and alpha images are converted).
+        The decoded image in 8-bit RGB mode (palette, grey, CMYK and alpha images are converted; 16-bit and
+        float images are scaled, see :func:`to_rgb`).
 
     Raises:
         CorruptImageError: The file is missing, unreadable, not an image, or truncated.
@@ -93,13 +96,35 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             warnings.simplefilter("ignore", UserWarning)
             with Image.open(path) as img:
                 img.load()
-                return img.convert("RGB")
+                return to_rgb(img)
     except FileNotFoundError as exc:
         raise CorruptImageError(path, "file not found") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         # OSError covers UnidentifiedImageError and "image file is truncated"; SyntaxError and
         # ValueError are what some PIL plugins raise for malformed headers.
         raise CorruptImageError(path, _describe(exc)) from exc
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Converts any PIL image to 8-bit RGB, scaling high-bit-depth images instead of clipping them.
+
+    PIL's own ``convert("RGB")`` clips a 16-bit image (``I;16``, ``I``) at 255, which turns almost every
+    pixel of a 16-bit PNG or TIFF white without a word. Here 16-bit values are scaled by ``255 / 65535``,
+    and float images (``F``) by 255 when they lie in [0, 1] (clipped to [0, 255] otherwise).
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if values.size and np.nanmax(values) <= 1.0:
+            values = values * 255.0
+        grey = np.clip(np.rint(np.nan_to_num(values)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return image.convert("RGB")
 
 
 def check_image(path: str | os.PathLike) -> str | None:
