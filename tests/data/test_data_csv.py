@@ -161,3 +161,11 @@ def test_paths_resolved_against_the_wrong_root_are_reported_at_once(image_dir, t
     with pytest.raises(DatasetLayoutError, match=r"none of the first 2 image files exist.*images/0.png.*root"):
         CsvDataset(csv)
     assert len(CsvDataset(csv, root=image_dir)) == 2
+
+
+def test_a_name_table_is_refused_as_csv_classnames(image_dir):
+    # list({wnid: name}) is the wnids: the head would have been named "n01440764", ... without a word.
+    csv = image_dir / "train.csv"
+    csv.write_text("filepath\ttitle\tclass\nimages/0.png\tt\t0\n")
+    with pytest.raises(TypeError, match="list of class names in label order.*got a dict"):
+        CsvDataset(csv, classnames={"n01440764": "tench"})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from radapter.data.base import (
@@ -80,7 +80,8 @@ class CsvDataset(ImageSampleDataset):
     Args:
         path: The CSV file.
         transform: Applied to each decoded RGB ``PIL.Image``.
-        classnames: Class names of the label space (e.g. the head's). Required to name integer labels.
+        classnames: Class names of the label space in label order (e.g. the head's), a list; a mapping is refused.
+            Required to name integer labels.
         skip_corrupt: Check every image now and drop unreadable ones; otherwise the first unreadable image
             raises :class:`~radapter.data.images.CorruptImageError` when read.
         root: Folder that relative paths are resolved against; default the CSV's folder.
@@ -115,6 +116,12 @@ class CsvDataset(ImageSampleDataset):
         label_key: str = "class",
         progress: bool = True,
     ):
+        if isinstance(classnames, (Mapping, str)):
+            # list() of a {wnid: name} table gives its keys: the head would be named "n01440764", ... silently.
+            raise TypeError(
+                f"{os.fspath(path)}: classnames for a CSV is the list of class names in label order (integer labels "
+                f"index it), got a {type(classnames).__name__}; e.g. pass list(imagenet_classnames()) for ImageNet"
+            )
         self.path = os.path.expanduser(os.fspath(path))
         self.root = (
             os.path.expanduser(os.fspath(root)) if root is not None else os.path.dirname(os.path.abspath(self.path))
