@@ -105,3 +105,67 @@ def test_corrupt_and_missing_images_raise_or_are_skipped_with_captions_aligned(i
     skipping = CsvDataset(csv, skip_corrupt=True, progress=False)
     assert skipping.captions == ["zero", "three"] and skipping.targets == [0, 1]
     assert len(skipping.skipped) == 2 and "skipped 2 corrupt images" in str(skipping.skipped)
+
+
+def test_every_row_exposes_its_caption_and_an_empty_caption_is_none(image_dir):
+    csv = image_dir / "caps.csv"
+    csv.write_text(
+        "filepath\ttitle\tclass\n"
+        "images/0.png\t  a photo of a cat.  \t1\nimages/1.png\t\t0\nimages/2.png\t   \t1\nimages/3.png\ta dog.\t0\n"
+    )
+    ds = CsvDataset(csv, classnames=["dog", "cat"])
+    assert ds.captions == ["a photo of a cat.", None, None, "a dog."]
+    assert [ds.caption(i) for i in range(len(ds))] == ds.captions
+    assert ds.has_captions
+    # Without a caption column every row has no caption; the list is still there, aligned with the samples.
+    no_caps = CsvDataset(csv, caption_key=None, classnames=["dog", "cat"])
+    assert no_caps.captions == [None] * 4 and no_caps.caption(2) is None and not no_caps.has_captions
+
+
+def test_captions_stay_aligned_through_subsets_and_relabelling(image_dir):
+    csv = image_dir / "caps.csv"
+    csv.write_text("filepath\ttitle\tclass\nimages/0.png\tzero\t0\nimages/1.png\tone\t1\nimages/2.png\ttwo\t0\n")
+    ds = CsvDataset(csv, classnames=["a", "b"])
+    ds.relabel([1, 0], ["b", "a"])
+    assert ds.captions == ["zero", "one", "two"] and ds.targets == [1, 0, 1]
+    with pytest.raises(IndexError, match="caption 3 of 3 rows"):
+        ds.caption(3)
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_column(image_dir):
+    csv = image_dir / "bom.csv"
+    csv.write_bytes("\ufefffilepath\ttitle\tclass\nimages/0.png\tzero\t0\n".encode())
+    assert CsvDataset(csv).targets == [0]
+
+
+def test_mixed_integer_and_name_labels_are_refused(image_dir):
+    # "3" among names would silently become a class called "3" next to "cat".
+    csv = image_dir / "mixed.csv"
+    csv.write_text("filepath\ttitle\tclass\nimages/0.png\tt\tcat\nimages/1.png\tt\t3\nimages/2.png\tt\tdog\n")
+    with pytest.raises(DatasetLayoutError, match=r"mixes integer labels \(3\) and class names \(cat, dog\)"):
+        CsvDataset(csv)
+
+
+def test_an_empty_label_is_refused_not_made_a_class(image_dir):
+    csv = image_dir / "empty_label.csv"
+    csv.write_text("filepath\ttitle\tclass\nimages/0.png\tt\tcat\nimages/1.png\tt\t\nimages/2.png\tt\tdog\n")
+    with pytest.raises(DatasetLayoutError, match=r"rows with an empty 'class' label: 3"):
+        CsvDataset(csv)
+
+
+def test_paths_resolved_against_the_wrong_root_are_reported_at_once(image_dir, tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    csv = lists / "train.csv"
+    csv.write_text("filepath\ttitle\tclass\nimages/0.png\tt\t0\nimages/1.png\tt\t1\n")
+    with pytest.raises(DatasetLayoutError, match=r"none of the first 2 image files exist.*images/0.png.*root"):
+        CsvDataset(csv)
+    assert len(CsvDataset(csv, root=image_dir)) == 2
+
+
+def test_a_name_table_is_refused_as_csv_classnames(image_dir):
+    # list({wnid: name}) is the wnids: the head would have been named "n01440764", ... without a word.
+    csv = image_dir / "train.csv"
+    csv.write_text("filepath\ttitle\tclass\nimages/0.png\tt\t0\n")
+    with pytest.raises(TypeError, match="list of class names in label order.*got a dict"):
+        CsvDataset(csv, classnames={"n01440764": "tench"})

@@ -6,7 +6,14 @@ import pytest
 import torch
 from tiny_images import make_class_tree, write_image
 
-from radapter.data import DatasetLayoutError, EvalSetConfig, build_eval_set, imagenet_a_wnids, match_classnames
+from radapter.data import (
+    DatasetLayoutError,
+    EvalSetConfig,
+    build_eval_set,
+    imagenet_a_wnids,
+    imagenet_classnames,
+    match_classnames,
+)
 
 HEAD = ["cat", "dog", "golden retriever", "fish", "bird"]
 
@@ -74,7 +81,9 @@ def test_imagenet_kinds_need_the_imagenet_head(tmp_path):
     assert cfg.kind == "imagenet-a" and cfg.ood is True
     with pytest.raises(ValueError, match="needs a head over the 1000 ImageNet classes, but the head has 5"):
         build_eval_set(cfg, HEAD)
-    s = build_eval_set(cfg, [f"c{i}" for i in range(1000)])
+    with pytest.raises(ValueError, match="must be the 1000 ImageNet classes"):
+        build_eval_set(cfg, [f"c{i}" for i in range(1000)])  # 1000 classes, but not ImageNet's
+    s = build_eval_set(cfg, list(imagenet_classnames()))
     assert s.name == "MyA" and len(s.classnames) == 200
     with pytest.raises(ValueError, match="class_subset cannot be used with kind 'imagenet-a'"):
         build_eval_set(EvalSetConfig(name="MyA", path=str(root), kind="imagenet-a", class_subset=[1]), HEAD)
@@ -93,3 +102,26 @@ def test_config_validation():
         EvalSetConfig(name="X", path="/x", class_subset="dog")
     cfg = EvalSetConfig.from_dict({"name": "X", "path": "/x", "kind": "CSV", "class_subset": ("a", 2)})
     assert (cfg.kind, cfg.class_subset) == ("csv", ["a", 2])
+
+
+def test_imagefolder_set_with_the_training_folders_is_matched_by_folder(tmp_path):
+    # Trained on wnid folders named through a {wnid: name} table: the eval set's folders are wnids too, which
+    # match no head *name*; the training folders match them exactly.
+    make_class_tree(tmp_path, ["n02", "n01"])
+    head, folders = ["goldfish", "tench", "shark"], ["n02", "n01", "n03"]
+    s = build_eval_set(EvalSetConfig(name="X", path=str(tmp_path)), head, head_folders=folders)
+    assert s.dataset.class_to_idx == {"n01": 1, "n02": 0} and s.dataset.targets == [1, 0]
+    with pytest.raises(ValueError, match="folder classes not in the head's 3 classes"):
+        build_eval_set(EvalSetConfig(name="X", path=str(tmp_path)), head)
+
+
+def test_labels_file_is_only_for_flat_imagenet_val():
+    assert EvalSetConfig(name="IN", path="/x", kind="imagenet", labels_file="/gt.txt").labels_file == "/gt.txt"
+    with pytest.raises(ValueError, match="labels_file is for kind 'imagenet'"):
+        EvalSetConfig(name="A", path="/x", kind="imagenet-a", labels_file="/gt.txt")
+
+
+def test_path_must_be_a_path_and_may_start_with_a_tilde():
+    with pytest.raises(ValueError, match="'path' must be a file or folder path, got 3"):
+        EvalSetConfig(name="X", path=3)
+    assert not EvalSetConfig(name="X", path="~/data/pets").path.startswith("~")

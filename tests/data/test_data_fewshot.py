@@ -93,3 +93,40 @@ def test_unstratified_holdout_size_and_determinism():
 def test_holdout_fraction_must_be_inside_zero_one(fraction):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         split_holdout(TARGETS, fraction=fraction, seed=0)
+
+
+def test_per_class_subset_is_class_balanced_seeded_and_sorted():
+    from radapter.data.fewshot import per_class_subset
+
+    counts = Counter(TARGETS)  # 10 classes of 5..23
+    idx = per_class_subset(TARGETS, 40, seed=0)
+    assert len(idx) == 40 and idx == sorted(set(idx))
+    assert Counter(TARGETS[i] for i in idx) == dict.fromkeys(range(10), 4)
+    assert idx == per_class_subset(TARGETS, 40, seed=0) and idx != per_class_subset(TARGETS, 40, seed=1)
+    assert set(idx) <= set(per_class_subset(TARGETS, 70, seed=0))  # a larger budget keeps the smaller's picks
+    # 53 = 5 per class + 3 classes with one more; which 3 depends on the seed.
+    extra = [
+        {c for c, n in Counter(TARGETS[i] for i in per_class_subset(TARGETS, 53, seed)).items() if n == 6}
+        for seed in range(4)
+    ]
+    assert all(len(e) == 3 for e in extra) and len({frozenset(e) for e in extra}) > 1
+    # Classes too small for their share give all they have and the rest goes to the others:
+    # 100 over classes of 5, 7, 9, 11, 13, ... -> 5, 7, 9, 11 taken whole, the other six get 11 or 12.
+    taken = Counter(TARGETS[i] for i in per_class_subset(TARGETS, 100, seed=0))
+    assert sum(taken.values()) == 100
+    assert [taken[c] for c in range(4)] == [counts[c] for c in range(4)] == [5, 7, 9, 11]
+    assert sorted(taken[c] for c in range(4, 10)) == [11, 11, 11, 11, 12, 12]
+    # Everything when the budget covers the set; the first N (the first classes) never.
+    assert per_class_subset(TARGETS, 10_000, seed=0) == list(range(len(TARGETS)))
+    sorted_targets = sorted(TARGETS)  # a sorted ImageFolder: the first 60 files are classes 0..3 only
+    assert len({sorted_targets[i] for i in per_class_subset(sorted_targets, 60, seed=0)}) == 10
+
+
+def test_per_class_subset_rejects_bad_budgets():
+    from radapter.data.fewshot import per_class_subset
+
+    with pytest.raises(ValueError, match="max_items must be a positive integer"):
+        per_class_subset(TARGETS, 0, seed=0)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        per_class_subset(TARGETS, 5, seed=-1)
+    assert per_class_subset([], 5, seed=0) == []

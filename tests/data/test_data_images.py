@@ -65,7 +65,7 @@ def test_scan_images_reports_bad_files_in_order(tmp_path, workers):
             write_image(path)
         paths.append(path)
     bad = scan_images(paths, progress=False, num_workers=workers)
-    assert [(index, path) for index, path, _ in bad] == [(1, str(paths[1])), (4, str(paths[4]))]
+    assert [path for path, _ in bad] == [str(paths[1]), str(paths[4])]
 
 
 def test_skipped_images_message_counts_and_names():
@@ -88,3 +88,73 @@ def test_loaded_image_is_detached_from_the_file(tmp_path):
     path.unlink()  # the pixels were decoded eagerly, so the image no longer needs the file
     assert image.getpixel((0, 0)) == (200, 30, 30)
     assert isinstance(image, Image.Image)
+
+
+def _folder_with_bad_files(root):
+    from tiny_images import make_class_tree
+
+    make_class_tree(root, {"a": 3, "b": 2})
+    (root / "a" / "zz_bad.jpg").write_bytes(b"\x00garbage")
+    good = (root / "b" / "img000.png").read_bytes()
+    (root / "b" / "cut.png").write_bytes(good[:40])
+    return root
+
+
+def test_scan_images_takes_a_dataset_and_returns_path_and_reason(tmp_path):
+    from radapter.data.folders import ImageFolderDataset
+
+    ds = ImageFolderDataset(_folder_with_bad_files(tmp_path))
+    bad = scan_images(ds, progress=False, num_workers=2)
+    assert [path for path, _ in bad] == [str(tmp_path / "a" / "zz_bad.jpg"), str(tmp_path / "b" / "cut.png")]
+    assert all(isinstance(reason, str) and reason for _, reason in bad)
+    assert len(ds) == 7  # scanning does not change the dataset
+
+
+def test_scan_images_reads_subsets_eval_sets_and_checks_a_file_listed_twice_once(tmp_path):
+    from torch.utils.data import Subset
+
+    from radapter.data.base import ImageSampleDataset
+    from radapter.data.folders import ImageFolderDataset
+    from radapter.data.shifts import EvalSet
+
+    ds = ImageFolderDataset(_folder_with_bad_files(tmp_path))
+    bad_index = ds.paths.index(str(tmp_path / "a" / "zz_bad.jpg"))
+    subset = Subset(ds, [0, bad_index])
+    assert [p for p, _ in scan_images(subset, progress=False)] == [str(tmp_path / "a" / "zz_bad.jpg")]
+    eval_set = EvalSet("x", Subset(ds, [0, 1]), ["a", "b"])
+    assert scan_images(eval_set, progress=False) == []
+    # A caption CSV lists each image several times; the file is decoded once and reported once.
+    twice = ImageSampleDataset([(ds.paths[bad_index], 0)] * 3, ["a"])
+    calls = []
+    import radapter.data.images as images
+
+    original = images.check_image
+    images.check_image = lambda path: calls.append(path) or original(path)
+    try:
+        assert len(scan_images(twice, progress=False, num_workers=0)) == 1
+    finally:
+        images.check_image = original
+    assert len(calls) == 1
+
+
+def test_scan_images_shows_a_progress_bar(tmp_path, capsys):
+    ds_root = _folder_with_bad_files(tmp_path)
+    paths = sorted(str(p) for p in ds_root.rglob("*.*"))
+    scan_images(paths, progress=True, desc="checking pets", num_workers=0)
+    err = capsys.readouterr().err
+    assert "checking pets" in err and "/7 " in err  # the bar counts the 7 files
+
+
+def test_scan_images_refuses_what_has_no_files():
+    with pytest.raises(TypeError, match="cannot list the image files of int"):
+        scan_images(3, progress=False)
+
+
+def test_16_bit_images_are_scaled_not_clipped_to_white(tmp_path):
+    import numpy as np
+
+    values = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    rgb = np.asarray(load_image(tmp_path / "deep.png"))
+    assert rgb.shape == (32, 32, 3) and (rgb[..., 0] == rgb[..., 1]).all()
+    np.testing.assert_allclose(rgb[..., 0], values / 257.0, atol=1.0)  # 65535 -> 255, linearly

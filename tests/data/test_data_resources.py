@@ -61,7 +61,24 @@ def test_objectnet_mapping_has_113_classes_on_125_imagenet_classes():
 def test_every_resource_file_is_attributed_in_the_readme():
     readme = (RESOURCES / "README.md").read_text()
     files = sorted(p.name for p in RESOURCES.iterdir() if p.name != "README.md")
-    assert files == ["imagenet_a_wnids.txt", "imagenet_r_wnids.txt", "imagenet_wnids.txt", "objectnet_to_imagenet.json"]
+    assert files == [
+        "imagenet_a_wnids.txt",
+        "imagenet_ilsvrc2012_ids.txt",
+        "imagenet_lemmas.txt",
+        "imagenet_r_wnids.txt",
+        "imagenet_wnids.txt",
+        "objectnet_to_imagenet.json",
+    ]
     for name in files:
         assert f"`{name}`" in readme
     json.loads((RESOURCES / "objectnet_to_imagenet.json").read_text())
+
+
+def test_imagenet_lemmas_are_the_1000_classes_in_label_order():
+    from radapter.data.class_lists import imagenet_lemmas
+
+    lemmas = imagenet_lemmas()
+    assert len(lemmas) == 1000 and all(lemmas)
+    assert lemmas[0] == ("tench", "Tinca tinca") and lemmas[409][0] == "analog clock"
+    wnids = [line.split("\t")[0] for line in (RESOURCES / "imagenet_lemmas.txt").read_text().splitlines()]
+    assert wnids == list(imagenet_wnids())

@@ -174,9 +174,9 @@ class ImageSampleDataset(Dataset):
             self.paths, progress=progress, desc=f"checking {type(self).__name__}", num_workers=num_workers
         )
         if bad:
-            bad_indices = {index for index, _, _ in bad}
-            self._keep([i for i in range(len(self.samples)) if i not in bad_indices])
-        report = SkippedImages([(path, reason) for _, path, reason in bad])
+            bad_paths = {path for path, _ in bad}
+            self._keep([i for i, path in enumerate(self.paths) if path not in bad_paths])
+        report = SkippedImages(list(bad))
         self.skipped.extend(report)
         return report
 

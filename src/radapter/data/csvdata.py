@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from radapter.data.base import (
@@ -49,6 +49,26 @@ def _csv_layout(name: str, sep: str, img_key: str, caption_key: str | None, labe
     )
 
 
+_PROBE = 10
+
+
+def _check_first_paths(csv_path: str, root: str, paths: Sequence[str], *, root_given: bool) -> None:
+    """Fails now when the first rows all point at missing files: the paths are resolved against the wrong folder.
+
+    Only a few rows are probed (a stat each), so a million-row CSV on a network disk costs nothing; a single
+    missing file is left to :func:`~radapter.data.images.scan_images` or the read that meets it.
+    """
+    probe = paths[:_PROBE]
+    if any(os.path.exists(path) for path in probe):
+        return
+    where = "the given root" if root_given else "the CSV's folder (the default root)"
+    raise DatasetLayoutError(
+        csv_path,
+        f"none of the first {len(probe)} image files exist, e.g. {probe[0]}; relative paths are resolved against "
+        f"{where} {root}: pass root= the folder they are relative to (or fix the paths)",
+    )
+
+
 class CsvDataset(ImageSampleDataset):
     """Images listed in a delimited text file, with captions and class labels.
 
@@ -60,7 +80,8 @@ class CsvDataset(ImageSampleDataset):
     Args:
         path: The CSV file.
         transform: Applied to each decoded RGB ``PIL.Image``.
-        classnames: Class names of the label space (e.g. the head's). Required to name integer labels.
+        classnames: Class names of the label space in label order (e.g. the head's), a list; a mapping is refused.
+            Required to name integer labels.
         skip_corrupt: Check every image now and drop unreadable ones; otherwise the first unreadable image
             raises :class:`~radapter.data.images.CorruptImageError` when read.
         root: Folder that relative paths are resolved against; default the CSV's folder.
@@ -72,7 +93,8 @@ class CsvDataset(ImageSampleDataset):
 
     Attributes:
         samples: ``(path, label)`` pairs; ``targets``: the labels.
-        captions: Caption of each sample (aligned with ``samples``), or ``None`` without ``caption_key``.
+        captions: Caption of each sample (aligned with ``samples``); ``None`` for a row whose caption is empty or
+            blank, and for every row without ``caption_key``. See :meth:`caption`.
         classnames: Names of the label space, or ``None`` for integer labels given without ``classnames``.
 
     Raises:
@@ -94,13 +116,22 @@ class CsvDataset(ImageSampleDataset):
         label_key: str = "class",
         progress: bool = True,
     ):
-        self.path = os.fspath(path)
-        self.root = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(self.path))
+        if isinstance(classnames, (Mapping, str)):
+            # list() of a {wnid: name} table gives its keys: the head would be named "n01440764", ... silently.
+            raise TypeError(
+                f"{os.fspath(path)}: classnames for a CSV is the list of class names in label order (integer labels "
+                f"index it), got a {type(classnames).__name__}; e.g. pass list(imagenet_classnames()) for ImageNet"
+            )
+        self.path = os.path.expanduser(os.fspath(path))
+        self.root = (
+            os.path.expanduser(os.fspath(root)) if root is not None else os.path.dirname(os.path.abspath(self.path))
+        )
         layout = _csv_layout(os.path.basename(self.path), sep, img_key, caption_key, label_key)
         if not os.path.isfile(self.path):
             raise DatasetLayoutError(self.path, "CSV file not found", layout)
 
-        with open(self.path, encoding="utf-8", newline="") as f:
+        # utf-8-sig: a byte-order mark (Excel, some Windows tools) would otherwise glue onto the first header.
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
             rows = list(csv.reader(f, delimiter=sep))
         rows = [row for row in rows if any(cell.strip() for cell in row)]
         if not rows:
@@ -121,7 +152,7 @@ class CsvDataset(ImageSampleDataset):
             columns[role] = header.index(key)
 
         paths: list[str] = []
-        captions: list[str] = []
+        captions: list[str | None] = []
         raw_labels: list[str] = []
         width = max(columns.values()) + 1
         for line_no, row in enumerate(rows[1:], start=2):
@@ -135,13 +166,15 @@ class CsvDataset(ImageSampleDataset):
             file = os.path.expanduser(file)
             paths.append(file if os.path.isabs(file) else os.path.join(self.root, file))
             raw_labels.append(row[columns["label"]].strip())
-            if "caption" in columns:
-                captions.append(row[columns["caption"]])
+            # An empty caption is no caption: the training view falls back to templates for that row.
+            caption = row[columns["caption"]].strip() if "caption" in columns else ""
+            captions.append(caption or None)
         if not paths:
             raise DatasetLayoutError(self.path, "CSV file has a header but no rows", layout)
+        _check_first_paths(self.path, self.root, paths, root_given=root is not None)
 
         labels, names = self._parse_labels(raw_labels, classnames, label_key)
-        self.captions: list[str] | None = captions if caption_key is not None else None
+        self.captions: list[str | None] = captions
         super().__init__(list(zip(paths, labels)), names, transform)
         if skip_corrupt:
             self.skip_corrupt_images(progress=progress)
@@ -150,6 +183,9 @@ class CsvDataset(ImageSampleDataset):
         self, raw: list[str], classnames: Sequence[str] | None, label_key: str
     ) -> tuple[list[int], list[str] | None]:
         names = list(classnames) if classnames is not None else None
+        empty = [row for row, value in enumerate(raw, start=2) if not value]
+        if empty:
+            raise DatasetLayoutError(self.path, f"rows with an empty {label_key!r} label: {preview(empty)}")
         if all(_INT_RE.match(value) for value in raw):
             labels = [int(float(value)) for value in raw]
             if names is not None:
@@ -163,6 +199,15 @@ class CsvDataset(ImageSampleDataset):
             elif min(labels) < 0:
                 raise DatasetLayoutError(self.path, f"negative label {min(labels)} in column {label_key!r}")
             return labels, names
+        numeric = sorted({value for value in raw if _INT_RE.match(value)}, key=lambda v: int(float(v)))
+        if numeric and names is None:
+            # Without class names a "3" among names would silently become a class called "3".
+            words = sorted({value for value in raw if not _INT_RE.match(value)})
+            raise DatasetLayoutError(
+                self.path,
+                f"column {label_key!r} mixes integer labels ({preview(numeric)}) and class names ({preview(words)}); "
+                "use one kind throughout the column",
+            )
         if names is None:
             # Sorted, so the label of a class does not depend on row order.
             names = sorted(set(raw))
@@ -184,7 +229,24 @@ class CsvDataset(ImageSampleDataset):
             )
         return [by_name[normalize_classname(value)] for value in raw], names
 
+    @property
+    def has_captions(self) -> bool:
+        """Whether any row has a caption."""
+        return any(caption is not None for caption in self.captions)
+
+    def caption(self, index: int) -> str | None:
+        """The caption of sample ``index`` (surrounding spaces removed), or ``None`` when its row has none.
+
+        The sample's image and label are ``self[index]``; a training view that needs the text too reads
+        ``(dataset[i], dataset.caption(i))`` with the same index (also through a ``Subset``'s indices).
+
+        Raises:
+            IndexError: ``index`` is not a sample of the dataset.
+        """
+        if not -len(self.captions) <= index < len(self.captions):
+            raise IndexError(f"caption {index} of {len(self.captions)} rows of {self.path}")
+        return self.captions[index]
+
     def _keep(self, indices: Sequence[int]) -> None:
         super()._keep(indices)
-        if self.captions is not None:
-            self.captions = [self.captions[i] for i in indices]
+        self.captions = [self.captions[i] for i in indices]

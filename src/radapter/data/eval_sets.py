@@ -10,10 +10,12 @@ A run's config lists its evaluation sets; each entry becomes an :class:`EvalSetC
       - {name: PetsCsv, kind: csv, path: /data/pets_test.csv, ood: false}
 
 :func:`build_eval_set` turns one into an :class:`~radapter.data.shifts.EvalSet` for a head with the
-given class names. An ImageFolder's classes are matched to the head's *by name* (case, spaces and
-underscores ignored; a purely numeric folder name that matches no class is read as a head index,
-as ImageNet-V2 names its folders). Without ``class_subset`` the set is scored over the whole head;
-with it, the logits are restricted to those classes, and the set's classes must be exactly them.
+given class names. An ImageFolder's classes are matched to the head's by training folder when the
+head's folders are given and hold them all, otherwise *by name* (case, spaces and underscores ignored;
+a purely numeric folder name that matches no class is read as a head index, as ImageNet-V2 names its
+folders). Without ``class_subset`` the set is scored over the whole head; with it, the logits are
+restricted to those classes, and the set's classes must be exactly them. The ImageNet kinds check
+that the head holds the 1000 ImageNet classes, in any order, and read each class from its column.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from typing import Any
 from radapter.data.base import DatasetLayoutError, ImageSampleDataset, index_classnames, normalize_classname, preview
 from radapter.data.csvdata import CsvDataset
 from radapter.data.folders import ImageFolderDataset
-from radapter.data.shifts import IMAGENET_EVAL_SETS, EvalSet, build_imagenet_eval_set, imagenet_eval_set_key
+from radapter.data.shifts import IMAGENET_KINDS, EvalSet, build_imagenet_eval_set, imagenet_eval_set_key
 
 __all__ = ["EVAL_SET_KINDS", "EvalSetConfig", "build_eval_set", "match_classnames"]
 
 #: Values accepted for :attr:`EvalSetConfig.kind`.
-EVAL_SET_KINDS: tuple[str, ...] = ("imagefolder", "csv", *IMAGENET_EVAL_SETS)
+EVAL_SET_KINDS: tuple[str, ...] = ("imagefolder", "csv", *IMAGENET_KINDS)
 
 
 @dataclass
@@ -59,13 +61,23 @@ class EvalSetConfig:
     csv_sep: str = field(default="\t", metadata={"help": "Field separator of a 'csv' set."})
     csv_img_key: str = field(default="filepath", metadata={"help": "Image-path column of a 'csv' set."})
     csv_label_key: str = field(default="class", metadata={"help": "Label column of a 'csv' set (ints or names)."})
+    labels_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Kind 'imagenet' in the original flat layout (ILSVRC2012_img_val/*.JPEG): the devkit's "
+            "ILSVRC2012_validation_ground_truth.txt or Kaggle's LOC_val_solution.csv. Default: looked for next to "
+            "and above the images."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not str(self.name).strip():
             raise ValueError("eval set 'name' must not be empty")
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise ValueError(f"eval set {self.name!r}: 'path' must be a file or folder path, got {self.path!r}")
         if not str(self.path).strip():
             raise ValueError(f"eval set {self.name!r}: 'path' must not be empty")
-        self.path = os.fspath(self.path)
+        self.path = os.path.expanduser(os.fspath(self.path))
         kind = str(self.kind).strip().lower()
         if kind not in ("imagefolder", "csv"):
             try:
@@ -85,6 +97,10 @@ class EvalSetConfig:
             self.class_subset = list(self.class_subset)
             if not self.class_subset:
                 raise ValueError(f"eval set {self.name!r}: class_subset is empty")
+        if self.labels_file is not None:
+            if kind != "imagenet":
+                raise ValueError(f"eval set {self.name!r}: labels_file is for kind 'imagenet' (flat val), not {kind!r}")
+            self.labels_file = os.fspath(self.labels_file)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvalSetConfig:
@@ -160,6 +176,7 @@ def build_eval_set(
     *,
     skip_corrupt: bool = False,
     progress: bool = True,
+    head_folders: Sequence[str] | None = None,
 ) -> EvalSet:
     """Builds the evaluation set a config entry describes, for a head with the given classes.
 
@@ -169,6 +186,9 @@ def build_eval_set(
         transform: Eval transform of the model (ObjectNet's border crop is added for kind ``objectnet``).
         skip_corrupt: Drop unreadable images (after checking the classes) instead of failing when read.
         progress: Show a progress bar during the ``skip_corrupt`` scan.
+        head_folders: The training folder of each head class (``ImageFolderDataset.class_folders``), when the
+            head comes from an ImageFolder. Matches are then exact: ImageNet kinds use WordNet-ID folders, and an
+            ImageFolder set whose folders are all training folders is matched by folder before names.
 
     Returns:
         An :class:`EvalSet` whose labels are in its own label space: the head's classes, or ``class_subset``
@@ -176,12 +196,15 @@ def build_eval_set(
 
     Raises:
         ValueError: A class of the set is not in the head, ``class_subset`` does not match the set's classes,
-            or an ImageNet kind is used with a head that is not the 1000 ImageNet classes.
+            or an ImageNet kind is used with a head that is not the 1000 ImageNet classes (in any order: the
+            set reads each class from its column, see :func:`~radapter.data.class_lists.match_imagenet_classes`).
         DatasetLayoutError: The files are missing or malformed.
     """
     head = list(head_classnames)
     context = f"eval set {cfg.name!r} ({cfg.path}): "
-    if cfg.kind in IMAGENET_EVAL_SETS:
+    if head_folders is not None and len(head_folders) != len(head):
+        raise ValueError(context + f"{len(head_folders)} head folders for {len(head)} head classes")
+    if cfg.kind in IMAGENET_KINDS:
         if cfg.class_subset is not None:
             raise ValueError(context + f"class_subset cannot be used with kind {cfg.kind!r}, whose classes are fixed")
         if len(head) != 1000:
@@ -189,7 +212,16 @@ def build_eval_set(
                 context + f"kind {cfg.kind!r} needs a head over the 1000 ImageNet classes, but the head has {len(head)}"
             )
         return build_imagenet_eval_set(
-            cfg.kind, cfg.path, transform, skip_corrupt=skip_corrupt, ood=cfg.ood, set_name=cfg.name, progress=progress
+            cfg.kind,
+            cfg.path,
+            transform,
+            skip_corrupt=skip_corrupt,
+            ood=cfg.ood,
+            set_name=cfg.name,
+            progress=progress,
+            head_classnames=head,
+            head_folders=head_folders,
+            labels_file=cfg.labels_file,
         )
 
     dataset: ImageSampleDataset
@@ -206,7 +238,12 @@ def build_eval_set(
     else:
         dataset = ImageFolderDataset(cfg.path, transform)
         assert dataset.classnames is not None
-        to_head = match_classnames(dataset.classnames, head, context=context + "folder classes ")
+        if head_folders is not None and set(dataset.class_folders) <= set(head_folders):
+            # The same folders as training (e.g. WordNet IDs): exact, whatever the names.
+            column = {folder: i for i, folder in enumerate(head_folders)}
+            to_head = [column[folder] for folder in dataset.class_folders]
+        else:
+            to_head = match_classnames(dataset.classnames, head, context=context + "folder classes ")
         dataset.relabel(to_head, head)
 
     if cfg.class_subset is None:

@@ -9,7 +9,9 @@ The authors' release draws its few-shot subsets without a seed (``r-adapter.md``
 * a class's draw does not depend on the other classes, so adding a class to a dataset leaves
   the shots of the existing classes unchanged.
 
-Both functions return sorted index lists; wrap them with ``torch.utils.data.Subset(dataset, idx)``.
+Every function returns a sorted index list; wrap it with ``torch.utils.data.Subset(dataset, idx)``.
+:func:`per_class_subset` caps an evaluation set at N images without taking the first N files, which
+in a sorted ImageFolder are the first few classes.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["sample_k_shot", "split_holdout"]
+__all__ = ["per_class_subset", "sample_k_shot", "split_holdout"]
 
 # Salts keep the k-shot draw and the hold-out draw independent even with the same seed: choosing
 # alpha on a hold-out of a 16-shot set must not reuse the shot sampler's random stream.
 _KSHOT_SALT = 0
 _HOLDOUT_SALT = 1
+_SUBSET_SALT = 2
 # Stream used by the unstratified split, far above any real label so it never shares a class's stream.
 _ALL_CLASSES = 2**63
 
@@ -145,6 +148,57 @@ def split_holdout(
         held = [int(i) for i in _rng(seed, _HOLDOUT_SALT, _ALL_CLASSES).choice(n, size=count, replace=False)]
     held_set = set(held)
     return [i for i in range(n) if i not in held_set], sorted(held)
+
+
+def per_class_subset(targets: Sequence[int], max_items: int, seed: int) -> list[int]:
+    """A seeded, class-balanced subset of at most ``max_items`` examples (e.g. a quick evaluation).
+
+    The first N files of a sorted ImageFolder are its first classes; accuracy on them says little about
+    the set. Here every class gets an equal share: ``q = max_items // C`` examples each for ``C`` classes,
+    a class with fewer than its share gives all it has and passes the rest on to the others, and the
+    ``max_items - sum`` left over go one each to classes drawn with the seed. Within a class the examples
+    are a seeded permutation's prefix, so a larger ``max_items`` keeps every example a smaller one took.
+
+    Args:
+        targets: Label of each example (e.g. ``dataset.targets``).
+        max_items: Most examples to keep.
+        seed: Seed of the draw.
+
+    Returns:
+        Sorted indices into ``targets``; all of them when ``max_items >= len(targets)``.
+
+    Raises:
+        ValueError: ``max_items < 1``, a bad seed or a negative label.
+    """
+    if isinstance(max_items, bool) or int(max_items) != max_items or max_items < 1:
+        raise ValueError(f"max_items must be a positive integer, got {max_items!r}")
+    _rng(seed, _SUBSET_SALT, 0)  # validates the seed
+    by_class = _indices_by_class(targets)
+    if int(max_items) >= len(targets):
+        return list(range(len(targets)))
+    # Water-filling: classes smaller than the current share take everything and leave the budget to the rest.
+    quota: dict[int, int] = {}
+    budget, open_classes = int(max_items), list(by_class)
+    while open_classes:
+        share = budget // len(open_classes)
+        small = [c for c in open_classes if len(by_class[c]) <= share]
+        if not small:
+            break
+        for c in small:
+            quota[c] = len(by_class[c])
+            budget -= quota[c]
+        open_classes = [c for c in open_classes if c not in quota]
+    if open_classes:
+        share = budget // len(open_classes)
+        extra = budget - share * len(open_classes)
+        lucky = set(_rng(seed, _SUBSET_SALT, _ALL_CLASSES).choice(len(open_classes), size=extra, replace=False))
+        for position, c in enumerate(open_classes):
+            quota[c] = share + (1 if position in lucky else 0)
+    chosen: list[int] = []
+    for label, indices in by_class.items():
+        order = _rng(seed, _SUBSET_SALT, label).permutation(len(indices))
+        chosen.extend(indices[i] for i in order[: quota[label]])
+    return sorted(chosen)
 
 
 def _round_half_up(x: float) -> int:

@@ -11,19 +11,21 @@ Layout::
     └── classnames.txt         (optional)
 
 Class folders are sorted by name and numbered from 0. The names given to the text encoder come,
-in order of precedence, from the ``classnames`` argument, from ``root/classnames.txt`` (either one
-name per line in sorted-folder order, or ``folder<TAB>name`` lines), or from the folder names with
-underscores turned into spaces. Zero-shot heads are built from these names, so a folder called
-``n01440764`` deserves a ``classnames.txt``.
+in order of precedence, from the ``classnames`` argument, from a class-names file (``classnames_file``
+or ``root/classnames.txt``), or from the folder names with underscores turned into spaces. Names are
+bound to folders *by name* (``folder<TAB>name`` lines, or names equal to the folder names), never by
+line order: see :func:`read_classnames_file`. Zero-shot heads are built from these names, so a folder
+called ``n01440764`` deserves a ``classnames.txt``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from radapter.data.base import DatasetLayoutError, ImageSampleDataset, preview, render_tree
+from radapter.data.base import DatasetLayoutError, ImageSampleDataset, normalize_classname, preview, render_tree
 from radapter.data.images import IMAGE_EXTENSIONS, is_image_file
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "read_classnames_file",
 ]
 
+log = logging.getLogger("radapter")
+
 #: Optional file in an ImageFolder root that names the classes.
 CLASSNAMES_FILE = "classnames.txt"
 
@@ -47,7 +51,7 @@ def imagefolder_layout(root: str = "root", example_folders: Sequence[str] = ("cl
         (f"{example_folders[0]}/", [f"img001.jpg   (any of: {ext}; case-insensitive)", "..."]),
         (f"{example_folders[1]}/", ["..."]),
         "...               (one folder per class, at least one image each)",
-        f"{CLASSNAMES_FILE}    (optional: one name per line in sorted-folder order, or folder<TAB>name)",
+        f"{CLASSNAMES_FILE}    (optional: folder<TAB>name lines)",
     ]
     return render_tree(root, children)
 
@@ -79,44 +83,108 @@ def list_image_files(folder: str | os.PathLike) -> list[str]:
 
 
 def read_classnames_file(path: str | os.PathLike, folders: Sequence[str]) -> list[str]:
-    """Reads ``classnames.txt`` and returns one name per folder, in the order of ``folders``.
+    """Reads a class-names file and returns one name per folder, in the order of ``folders``.
 
-    Two forms are accepted; blank lines and lines starting with ``#`` are ignored:
+    Names are bound to folders *by name*, never by line order: a file written in another order than the
+    sorted folders would otherwise scramble every label without a word. Accepted forms (blank lines and
+    lines starting with ``#`` are ignored):
 
-    * one name per line, in sorted-folder order (the count must match the folders);
-    * ``folder<TAB>name`` lines (used as soon as any line has a TAB), covering every folder.
+    * ``folder<TAB>name`` lines (used as soon as any line has a TAB), covering every folder once;
+    * ``folder name`` lines whose first word is a folder, covering every folder once (Kaggle's
+      ``LOC_synset_mapping.txt``: ``n01440764 tench, Tinca tinca``);
+    * one name per line where the names *are* the folder names, up to case, spaces and underscores
+      (``Golden Retriever`` for folder ``golden_retriever``), in any order.
+
+    A plain list of other names is refused: the error shows the mapping sorted-folder order would give
+    and the ``folder<TAB>name`` lines to write if that mapping is right.
 
     Args:
         path: The file.
         folders: The class folders, in label order.
 
     Raises:
-        DatasetLayoutError: The file does not match the folders.
+        DatasetLayoutError: The file does not match the folders, or binds them ambiguously.
     """
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         lines = [line.rstrip("\r\n") for line in f]
     lines = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if any("\t" in line for line in lines):
-        mapping: dict[str, str] = {}
+        pairs: list[tuple[str, str]] = []
         for number, line in enumerate(lines, 1):
             folder, sep, name = line.partition("\t")
             if not sep or not folder.strip() or not name.strip():
                 raise DatasetLayoutError(path, f"entry {number} {line!r} is not 'folder<TAB>name'")
-            mapping[folder.strip()] = name.strip()
-        return _names_from_mapping(path, mapping, folders, source=CLASSNAMES_FILE)
-    names = [line.strip() for line in lines]
+            pairs.append((folder.strip(), name.strip()))
+        return _names_from_mapping(path, _unique_mapping(path, pairs), folders, source=CLASSNAMES_FILE)
+    stripped = [line.strip() for line in lines]
+    first_words = [line.split(None, 1) for line in stripped]
+    if (
+        len(stripped) == len(folders)
+        and all(len(words) == 2 for words in first_words)
+        and {words[0] for words in first_words} == set(folders)
+    ):
+        pairs = [(words[0], words[1].strip()) for words in first_words]
+        return _names_from_mapping(path, _unique_mapping(path, pairs), folders, source=CLASSNAMES_FILE)
+    return _names_from_list(path, stripped, folders, source=CLASSNAMES_FILE)
+
+
+def _unique_mapping(path: str | os.PathLike, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    seen: dict[str, int] = {}
+    for number, (folder, _) in enumerate(pairs, 1):
+        if folder in seen:
+            raise DatasetLayoutError(
+                path, f"{CLASSNAMES_FILE} names folder {folder!r} twice (entries {seen[folder]} and {number})"
+            )
+        seen[folder] = number
+    return dict(pairs)
+
+
+def _names_from_list(
+    path: str | os.PathLike, names: Sequence[str], folders: Sequence[str], *, source: str
+) -> list[str]:
+    """Binds a plain list of names to folders: only when the names are the folders' own names (or one folder)."""
     if len(names) != len(folders):
         raise DatasetLayoutError(
             path,
-            f"has {len(names)} class names but the folder has {len(folders)} class folders "
-            f"({preview(folders)}); give one name per folder, in sorted folder order, or 'folder<TAB>name' lines",
+            f"{source} has {len(names)} class names but the folder has {len(folders)} class folders "
+            f"({preview(folders)}); give 'folder<TAB>name' lines (or a {{folder: name}} mapping), one per folder",
         )
-    return names
+    by_key: dict[str, str] = {}
+    for folder in folders:
+        by_key.setdefault(normalize_classname(folder), folder)
+    bound: dict[str, str] = {}
+    for name in names:
+        folder = by_key.get(normalize_classname(name))
+        if folder is None or folder in bound:
+            break
+        bound[folder] = name
+    else:
+        return [bound[folder] for folder in folders]
+    if len(folders) == 1:
+        return list(names)
+    shown = min(len(folders), 10)
+    more = f"\n    ... and {len(folders) - shown} more" if len(folders) > shown else ""
+    guess = "\n".join(f"    {folder} -> {name}" for folder, name in zip(folders[:shown], names[:shown]))
+    lines = "\n".join(f"    {folder}<TAB>{name}" for folder, name in zip(folders[:shown], names[:shown]))
+    raise DatasetLayoutError(
+        path,
+        f"{source} lists {len(names)} class names that are not the folder names, so which folder each one names "
+        f"would be a guess from their order. Read in sorted-folder order they would mean:\n{guess}{more}\n"
+        f"If that is right, write {CLASSNAMES_FILE} as 'folder<TAB>name' lines:\n{lines}{more}\n"
+        "or pass a {folder: name} mapping. (Names that equal the folder names are bound by name in any order.)",
+    )
 
 
-def _names_from_mapping(path: str | os.PathLike, mapping: Mapping[str, str], folders: Sequence[str], source: str):
+def _names_from_mapping(
+    path: str | os.PathLike,
+    mapping: Mapping[str, str],
+    folders: Sequence[str],
+    source: str,
+    *,
+    allow_extra: bool = False,
+) -> list[str]:
     missing = [f for f in folders if f not in mapping]
-    unknown = [f for f in mapping if f not in set(folders)]
+    unknown = [] if allow_extra else [f for f in mapping if f not in set(folders)]
     if missing or unknown:
         problems = []
         if missing:
@@ -124,7 +192,7 @@ def _names_from_mapping(path: str | os.PathLike, mapping: Mapping[str, str], fol
         if unknown:
             problems.append(f"names given for folders that do not exist: {preview(unknown)}")
         raise DatasetLayoutError(path, f"{source}: " + "; ".join(problems))
-    return [mapping[f] for f in folders]
+    return [str(mapping[f]) for f in folders]
 
 
 class ImageFolderDataset(ImageSampleDataset):
@@ -138,8 +206,10 @@ class ImageFolderDataset(ImageSampleDataset):
     Args:
         root: The folder holding one sub-folder per class.
         transform: Applied to each decoded RGB ``PIL.Image``.
-        classnames: Names to use instead of ``classnames.txt`` or the folder names: a list aligned with the
-            class folders, or a ``{folder: name}`` mapping.
+        classnames: Names to use instead of ``classnames.txt`` or the folder names: a ``{folder: name}`` mapping
+            (extra keys are ignored), or a list of names that equal the folder names up to case, spaces and
+            underscores (bound by name, in any order). A list of other names is refused: list order is no
+            safe way to say which folder a name belongs to.
         skip_corrupt: Check every image now and drop unreadable ones (see :attr:`skipped`); otherwise the
             first unreadable image raises :class:`~radapter.data.images.CorruptImageError` when read.
         class_folders: Use exactly these folders, in this order, as classes 0..n-1 (other folders are
@@ -147,6 +217,8 @@ class ImageFolderDataset(ImageSampleDataset):
         expected_layout: Drawing shown in layout errors, for datasets with a known layout.
         description: What the folder is meant to hold, for error messages (e.g. ``"ImageNet-A"``).
         progress: Show a progress bar during the ``skip_corrupt`` scan.
+        classnames_file: A class-names file to read instead of ``root/classnames.txt`` (same forms, see
+            :func:`read_classnames_file`).
 
     Attributes:
         root: The root folder.
@@ -157,7 +229,7 @@ class ImageFolderDataset(ImageSampleDataset):
 
     Raises:
         DatasetLayoutError: ``root`` is missing, has no class folders, a class folder has no images, a
-            requested class folder is missing, or ``classnames.txt`` does not match the folders.
+            requested class folder is missing, or the class names do not bind to the folders by name.
     """
 
     def __init__(
@@ -171,8 +243,9 @@ class ImageFolderDataset(ImageSampleDataset):
         expected_layout: str | None = None,
         description: str = "image folder",
         progress: bool = True,
+        classnames_file: str | os.PathLike | None = None,
     ):
-        self.root = os.fspath(root)
+        self.root = os.path.expanduser(os.fspath(root))  # YAML does not expand "~" as a shell does
         layout = expected_layout or imagefolder_layout(os.path.basename(self.root.rstrip("/\\")) or "root")
         if not os.path.exists(self.root):
             raise DatasetLayoutError(self.root, f"{description} not found (nothing is downloaded)", layout)
@@ -213,7 +286,7 @@ class ImageFolderDataset(ImageSampleDataset):
 
         self.class_folders: list[str] = folders
         self.class_to_idx: dict[str, int] = {folder: i for i, folder in enumerate(folders)}
-        super().__init__(samples, self._resolve_classnames(classnames, folders), transform)
+        super().__init__(samples, self._resolve_classnames(classnames, classnames_file, folders), transform)
         if skip_corrupt:
             self.skip_corrupt_images(progress=progress)
 
@@ -223,34 +296,82 @@ class ImageFolderDataset(ImageSampleDataset):
         }
 
     def _resolve_classnames(
-        self, classnames: Sequence[str] | Mapping[str, str] | None, folders: list[str]
+        self,
+        classnames: Sequence[str] | Mapping[str, str] | None,
+        classnames_file: str | os.PathLike | None,
+        folders: list[str],
     ) -> list[str]:
+        if classnames is not None and classnames_file is not None:
+            raise ValueError(f"{self.root}: give classnames or classnames_file, not both")
         if isinstance(classnames, Mapping):
-            return _names_from_mapping(self.root, classnames, folders, source="classnames argument")
-        if classnames is not None:
-            names = [str(name) for name in classnames]
-            if len(names) != len(folders):
-                raise ValueError(
-                    f"classnames has {len(names)} entries but {self.root} has {len(folders)} class folders "
-                    f"({preview(folders)})"
+            # A mapping binds by folder name; extra keys are fine (a lookup table such as every ImageNet class).
+            names = _names_from_mapping(self.root, classnames, folders, "classnames argument", allow_extra=True)
+        elif isinstance(classnames, (str, bytes)):
+            raise TypeError(
+                f"classnames must be a list of names or a {{folder: name}} mapping, got the string {classnames!r} "
+                "(pass a file as classnames_file)"
+            )
+        elif classnames is not None:
+            names = _names_from_list(self.root, [str(n) for n in classnames], folders, source="classnames argument")
+        elif classnames_file is not None:
+            if not os.path.isfile(classnames_file):
+                raise DatasetLayoutError(classnames_file, "class-names file not found")
+            names = read_classnames_file(classnames_file, folders)
+        elif os.path.isfile(os.path.join(self.root, CLASSNAMES_FILE)):
+            names = read_classnames_file(os.path.join(self.root, CLASSNAMES_FILE), folders)
+        else:
+            names = [folder_to_classname(folder) for folder in folders]
+            if all(len(f) == 9 and f[0] == "n" and f[1:].isdigit() for f in folders):
+                log.warning(
+                    "%s: the class folders are WordNet IDs (%s) and no class names were given, so the text encoder "
+                    "sees prompts like 'a photo of a %s.'; give classnames (a {wnid: name} mapping, e.g. ImageNet's "
+                    "zip(imagenet_wnids(), imagenet_classnames())) or a %s",
+                    self.root,
+                    preview(folders, 3),
+                    folders[0],
+                    CLASSNAMES_FILE,
                 )
-            return names
-        names_file = os.path.join(self.root, CLASSNAMES_FILE)
-        if os.path.isfile(names_file):
-            return read_classnames_file(names_file, folders)
-        return [folder_to_classname(folder) for folder in folders]
+        _warn_shared_names(self.root, folders, names)
+        return names
+
+
+def _warn_shared_names(root: str, folders: Sequence[str], names: Sequence[str]) -> None:
+    """Warns when two classes get one name: a zero-shot head built from names cannot tell them apart."""
+    by_name: dict[str, list[str]] = {}
+    for folder, name in zip(folders, names):
+        by_name.setdefault(normalize_classname(name), []).append(folder)
+    shared = {name: group for name, group in by_name.items() if len(group) > 1}
+    if shared:
+        described = "; ".join(f"{', '.join(group)} -> {name!r}" for name, group in list(shared.items())[:5])
+        log.warning(
+            "%s: %d class names are shared by several folders (%s): classes with the same class name get the "
+            "same zero-shot text embedding",
+            root,
+            len(shared),
+            described,
+        )
 
 
 def _nesting_hint(root: str, present: Sequence[str], wanted: Sequence[str]) -> str:
-    """Suggests the inner folder when an archive was unpacked one level too deep (``imagenet-r/imagenet-r/``)."""
+    """Names the inner folders that hold the classes when ``root`` is one level too high.
+
+    An archive unpacked one level too deep (``imagenet-r/imagenet-r/``) or an ImageNet root holding
+    ``train/`` and ``val/``: every candidate is named, so the hint never steers an evaluation to ``train/``.
+    """
     wanted_set = set(wanted)
     if any(folder in wanted_set for folder in present):
         return ""
+    found = []
     for folder in present:
         try:
             inner = set(list_class_folders(os.path.join(root, folder)))
         except OSError:
             continue
         if inner & wanted_set:
-            return f"; the class folders seem to be in {os.path.join(root, folder)}: pass that path instead"
-    return ""
+            found.append(os.path.join(root, folder))
+    if not found:
+        return ""
+    where = found[0] if len(found) == 1 else ", ".join(found[:-1]) + " and " + found[-1]
+    return (
+        f"; the class folders seem to be in {where}: pass {'that path' if len(found) == 1 else 'one of them'} instead"
+    )

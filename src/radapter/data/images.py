@@ -17,7 +17,9 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -28,13 +30,16 @@ __all__ = [
     "CorruptImageError",
     "SkippedImages",
     "check_image",
+    "image_paths",
     "is_image_file",
     "load_image",
     "scan_images",
+    "to_rgb",
 ]
 
 #: File name endings (lower case) read as images; matching ignores case, so ImageNet's ``.JPEG`` counts.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: The same set as torchvision's ``ImageFolder``, so a folder lists the same images in both.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class CorruptImageError(UserError, ValueError):
@@ -79,7 +84,8 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         path: Image file.
 
     Returns:
-        The decoded image in RGB mode (palette, grey, CMYK and alpha images are converted).
+        The decoded image in 8-bit RGB mode (palette, grey, CMYK and alpha images are converted; 16-bit and
+        float images are scaled, see :func:`to_rgb`).
 
     Raises:
         CorruptImageError: The file is missing, unreadable, not an image, or truncated.
@@ -92,13 +98,35 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             warnings.simplefilter("ignore", UserWarning)
             with Image.open(path) as img:
                 img.load()
-                return img.convert("RGB")
+                return to_rgb(img)
     except FileNotFoundError as exc:
         raise CorruptImageError(path, "file not found") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         # OSError covers UnidentifiedImageError and "image file is truncated"; SyntaxError and
         # ValueError are what some PIL plugins raise for malformed headers.
         raise CorruptImageError(path, _describe(exc)) from exc
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Converts any PIL image to 8-bit RGB, scaling high-bit-depth images instead of clipping them.
+
+    PIL's own ``convert("RGB")`` clips a 16-bit image (``I;16``, ``I``) at 255, which turns almost every
+    pixel of a 16-bit PNG or TIFF white without a word. Here 16-bit values are scaled by ``255 / 65535``,
+    and float images (``F``) by 255 when they lie in [0, 1] (clipped to [0, 255] otherwise).
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if values.size and np.nanmax(values) <= 1.0:
+            values = values * 255.0
+        grey = np.clip(np.rint(np.nan_to_num(values)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return image.convert("RGB")
 
 
 def check_image(path: str | os.PathLike) -> str | None:
@@ -171,27 +199,68 @@ class SkippedImages:
         return self.message()
 
 
+def image_paths(dataset_or_paths: Any) -> list[str]:
+    """The image files behind a dataset, in its order (one entry per sample, repeats kept).
+
+    Understands what radapter builds: a sequence of paths, a dataset with a ``paths`` list (every
+    radapter dataset), ``torch.utils.data.Subset`` (recursively), ``ConcatDataset`` and an
+    :class:`~radapter.data.shifts.EvalSet` (through its ``dataset``).
+
+    Raises:
+        TypeError: The object holds no list of files (e.g. images generated in memory).
+    """
+    obj = dataset_or_paths
+    if isinstance(obj, (str, os.PathLike)):
+        return [os.fspath(obj)]
+    paths = getattr(obj, "paths", None)
+    if paths is not None and not callable(paths):
+        return [os.fspath(p) for p in paths]
+    if hasattr(obj, "indices") and hasattr(obj, "dataset"):  # torch Subset
+        inner = image_paths(obj.dataset)
+        return [inner[int(i)] for i in obj.indices]
+    if hasattr(obj, "datasets") and hasattr(obj, "cumulative_sizes"):  # torch ConcatDataset
+        return [p for part in obj.datasets for p in image_paths(part)]
+    if hasattr(obj, "dataset") and hasattr(obj, "project_logits"):  # EvalSet
+        return image_paths(obj.dataset)
+    if isinstance(obj, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in obj):
+        return [os.fspath(p) for p in obj]
+    raise TypeError(
+        f"scan_images: cannot list the image files of {type(obj).__name__}; give a list of paths or a dataset "
+        "with a 'paths' list (ImageFolderDataset, CsvDataset, an EvalSet, or a Subset of one)"
+    )
+
+
 def scan_images(
-    paths: Sequence[str | os.PathLike],
+    dataset_or_paths: Any,
     *,
     progress: bool = True,
     desc: str = "checking images",
     num_workers: int | None = None,
-) -> list[tuple[int, str, str]]:
-    """Finds the unreadable files among ``paths``.
+) -> list[tuple[str, str]]:
+    """Finds the unreadable images of a dataset before a run depends on them.
 
-    Decoding is done in a thread pool: PIL releases the GIL while decoding, so threads give a
-    real speed-up on a 50k-image evaluation set without the cost of worker processes.
+    Each distinct file is opened, verified and fully decoded once (:func:`check_image`), so a truncated
+    JPEG is found now rather than hours into training. Decoding runs in a thread pool: PIL releases the
+    GIL while decoding, so threads give a real speed-up on a 50k-image set without worker processes.
+
+    Example:
+        >>> for path, reason in scan_images(ImageFolderDataset("data/pets")):  # doctest: +SKIP
+        ...     print(f"{path}: {reason}")
 
     Args:
-        paths: Image files to check.
-        progress: Show a tqdm progress bar.
+        dataset_or_paths: Image files, or a dataset :func:`image_paths` understands.
+        progress: Show a tqdm progress bar (on stderr).
         desc: Label of the progress bar.
         num_workers: Threads to use; default ``min(8, os.cpu_count())``. ``0`` or ``1`` checks serially.
 
     Returns:
-        ``(index, path, reason)`` for each bad file, in the order of ``paths``.
+        ``(path, reason)`` for each bad file, once per file, in the order of first appearance.
+
+    Raises:
+        TypeError: ``dataset_or_paths`` holds no list of files.
     """
+    # A caption CSV lists an image once per caption: decode each file once.
+    paths = list(dict.fromkeys(image_paths(dataset_or_paths)))
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
     bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
@@ -209,4 +278,4 @@ def scan_images(
                     bar.update()
     finally:
         bar.close()
-    return [(i, os.fspath(paths[i]), reason) for i, reason in enumerate(reasons) if reason is not None]
+    return [(path, reason) for path, reason in zip(paths, reasons) if reason is not None]

@@ -6,8 +6,11 @@ The evaluation protocol of WiSE-FT / FLYP / R-Adapter (``r-adapter.md`` §6): a 
 ==================  ==========================================  ==========================================
 set                 folders                                     label space and logits
 ==================  ==========================================  ==========================================
-ImageNet (ID)       1000 wnid folders (``n01440764``, ...)      the 1000 classes; logits as they are
+ImageNet (ID)       1000 wnid folders (``n01440764``, ...),     the 1000 classes; logits as they are
+                    or the original flat val folder
 ImageNet-V2         ``0`` ... ``999`` (integer labels)          the 1000 classes; logits as they are
+                    (also its threshold0.7 / top-images
+                    variants)
 ImageNet-Sketch     1000 wnid folders                           the 1000 classes; logits as they are
 ImageNet-A          its 200 wnid folders                        200 classes; the head's 200 columns
 ImageNet-R          its 200 wnid folders                        200 classes; the head's 200 columns
@@ -17,12 +20,16 @@ ObjectNet           the 113 folders that map to ImageNet        113 classes; log
 
 Every :class:`EvalSet` returns labels in its own label space and maps the head's logits into it
 with :meth:`EvalSet.project_logits`, so for every set ``accuracy = argmax(project_logits(logits)) ==
-label``. Nothing is downloaded: a missing or incomplete folder is a
-:class:`~radapter.data.base.DatasetLayoutError` that lists what is missing and draws the layout.
+label``. "Logits as they are" assumes a head in ImageNet order; given the head's class names (or
+folders), each set checks that the head holds the 1000 ImageNet classes and reads the right column of
+each class whatever the head's order (see :func:`build_imagenet_eval_set`). Nothing is downloaded: a
+missing or incomplete folder is a :class:`~radapter.data.base.DatasetLayoutError` that lists what is
+missing and draws the layout; class folders that are not classes of the set are logged as warnings.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,23 +38,28 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from radapter.data.base import render_tree
+from radapter.data.base import DatasetLayoutError, ImageSampleDataset, preview, render_tree
 from radapter.data.class_lists import (
     imagenet_a_wnids,
     imagenet_classnames,
     imagenet_r_wnids,
     imagenet_wnids,
+    match_imagenet_classes,
     objectnet_classes,
 )
-from radapter.data.folders import ImageFolderDataset
+from radapter.data.folders import ImageFolderDataset, list_class_folders
+from radapter.data.imagenet_val import FlatImageNetVal, is_flat_val
 from radapter.data.transforms import BorderCrop
 
 __all__ = [
     "IMAGENET_EVAL_SETS",
+    "IMAGENET_KINDS",
+    "IMAGENET_SUITE_CANDIDATES",
     "IMAGENET_SUITE_FOLDERS",
     "EvalSet",
     "build_imagenet_eval_set",
     "build_imagenet_suite",
+    "find_imagenet_set",
     "imagenet_eval_set_key",
 ]
 
@@ -164,54 +176,79 @@ class _Spec:
     name: str  # WiSE-FT's name, used as the results key ("ImageNetA:top1")
     title: str  # for people, in messages
     ood: bool
-    folder: str  # conventional folder under a data location, as WiSE-FT/FLYP lay them out
+    folders: tuple[str, ...]  # where it sits under a data location, in search order (WiSE-FT's names included)
     file_example: str
     note: str
 
 
+_V2_NOTE = "1000 folders named 0 ... 999, the ImageNet label of their images"
 _SPECS: dict[str, _Spec] = {
     s.key: s
     for s in (
-        _Spec("imagenet", "ImageNet", "ImageNet val", False, "imagenet/val", "ILSVRC2012_val_00000293.JPEG",
-              "1000 folders named by WordNet ID, 50 images each (the val images sorted into class folders)"),
+        _Spec("imagenet", "ImageNet", "ImageNet val", False,
+              ("imagenet/val_in_folder", "imagenet/val", "val_in_folder", "ILSVRC2012_img_val",
+               "imagenet/ILSVRC2012_img_val", "ILSVRC/Data/CLS-LOC/val"),
+              "ILSVRC2012_val_00000293.JPEG",
+              "1000 folders named by WordNet ID, 50 images each; or the original flat ILSVRC2012_img_val/ with the "
+              "devkit's ILSVRC2012_validation_ground_truth.txt or Kaggle's LOC_val_solution.csv"),
         _Spec("imagenet-v2", "ImageNetV2", "ImageNet-V2 (matched frequency)", True,
-              "imagenetv2-matched-frequency-format-val", "<image>.jpeg",
-              "1000 folders named 0 ... 999, the ImageNet label of their images"),
-        _Spec("imagenet-sketch", "ImageNetSketch", "ImageNet-Sketch", True, "sketch", "sketch_0.JPEG",
-              "1000 folders named by WordNet ID"),
-        _Spec("imagenet-a", "ImageNetA", "ImageNet-A", True, "imagenet-a", "<image>.jpg",
+              ("imagenetv2-matched-frequency-format-val", "ImageNetV2-matched-frequency"), "<image>.jpeg", _V2_NOTE),
+        _Spec("imagenet-sketch", "ImageNetSketch", "ImageNet-Sketch", True, ("sketch", "imagenet-sketch"),
+              "sketch_0.JPEG", "1000 folders named by WordNet ID"),
+        _Spec("imagenet-a", "ImageNetA", "ImageNet-A", True, ("imagenet-a",), "<image>.jpg",
               "200 folders named by WordNet ID (radapter/data/resources/imagenet_a_wnids.txt)"),
-        _Spec("imagenet-r", "ImageNetR", "ImageNet-R", True, "imagenet-r", "<image>.jpg",
+        _Spec("imagenet-r", "ImageNetR", "ImageNet-R", True, ("imagenet-r",), "<image>.jpg",
               "200 folders named by WordNet ID (radapter/data/resources/imagenet_r_wnids.txt)"),
-        _Spec("objectnet", "ObjectNet", "ObjectNet", True, "objectnet-1.0/images", "<image>.png",
+        _Spec("objectnet", "ObjectNet", "ObjectNet", True, ("objectnet-1.0/images",), "<image>.png",
               "the 113 class folders that map to ImageNet (radapter/data/resources/objectnet_to_imagenet.json); "
               "its other folders are ignored"),
+        _Spec("imagenet-v2-threshold0.7", "ImageNetV2Threshold", "ImageNet-V2 (threshold 0.7)", True,
+              ("imagenetv2-threshold0.7-format-val", "ImageNetV2-threshold-0.7", "ImageNetV2-threshold0.7"),
+              "<image>.jpeg", _V2_NOTE),
+        _Spec("imagenet-v2-top-images", "ImageNetV2TopImages", "ImageNet-V2 (top images)", True,
+              ("imagenetv2-top-images-format-val", "ImageNetV2-top-images"), "<image>.jpeg", _V2_NOTE),
     )
 }  # fmt: skip
 
-#: Keys of the ImageNet evaluation suite, ID first.
-IMAGENET_EVAL_SETS: tuple[str, ...] = tuple(_SPECS)
-#: Where each set conventionally sits under one data folder (the WiSE-FT / FLYP ``--data-location``).
-IMAGENET_SUITE_FOLDERS: dict[str, str] = {key: spec.folder for key, spec in _SPECS.items()}
+#: Keys of the ImageNet evaluation suite of the paper (WiSE-FT / FLYP / R-Adapter), ID first.
+IMAGENET_EVAL_SETS: tuple[str, ...] = tuple(_SPECS)[:6]
+#: Every ImageNet-family kind: the suite and ImageNet-V2's two other variants.
+IMAGENET_KINDS: tuple[str, ...] = tuple(_SPECS)
+#: The conventional folder of each set under one data folder (the WiSE-FT / FLYP ``--data-location``).
+IMAGENET_SUITE_FOLDERS: dict[str, str] = {
+    key: ("imagenet/val" if key == "imagenet" else spec.folders[0]) for key, spec in _SPECS.items()
+}
+#: Every folder looked for, in order (WiSE-FT's ``imagenet/val_in_folder`` and ``ImageNetV2-matched-frequency``...).
+IMAGENET_SUITE_CANDIDATES: dict[str, tuple[str, ...]] = {key: spec.folders for key, spec in _SPECS.items()}
 
-_ALIASES = {key.replace("-", ""): key for key in _SPECS} | {spec.name.lower(): key for key, spec in _SPECS.items()}
-_ALIASES |= {"imagenetval": "imagenet", "imagenet1k": "imagenet", "sketch": "imagenet-sketch"}
+_ALIASES = {"".join(ch for ch in key if ch.isalnum()): key for key in _SPECS}
+_ALIASES |= {spec.name.lower(): key for key, spec in _SPECS.items()}
+_ALIASES |= {
+    "imagenetval": "imagenet",
+    "imagenet1k": "imagenet",
+    "sketch": "imagenet-sketch",
+    "imagenetv2matchedfrequency": "imagenet-v2",
+    "imagenetv2threshold": "imagenet-v2-threshold0.7",
+    "imagenetv2threshold07": "imagenet-v2-threshold0.7",
+}
+
+log = logging.getLogger("radapter")
 
 
 def imagenet_eval_set_key(name: str) -> str:
     """Canonical key of an ImageNet eval set: ``"ImageNetA"``, ``"imagenet_a"`` and ``"imagenet-a"`` all give ``"imagenet-a"``.
 
     Raises:
-        ValueError: Not one of the suite's sets (the message lists them).
+        ValueError: Not one of the ImageNet-family sets (the message lists them).
     """
     squashed = "".join(ch for ch in name.lower() if ch.isalnum())
     if squashed not in _ALIASES:
-        raise ValueError(f"unknown ImageNet eval set {name!r}; expected one of {', '.join(IMAGENET_EVAL_SETS)}")
+        raise ValueError(f"unknown ImageNet eval set {name!r}; expected one of {', '.join(IMAGENET_KINDS)}")
     return _ALIASES[squashed]
 
 
 def _layout(spec: _Spec, folders: Sequence[str]) -> str:
-    root = os.path.basename(spec.folder)
+    root = os.path.basename(spec.folders[0])
     return render_tree(
         root,
         [
@@ -223,11 +260,11 @@ def _layout(spec: _Spec, folders: Sequence[str]) -> str:
 
 
 def _label_space(key: str) -> tuple[list[str], list[str], list[list[int]] | None]:
-    """Class folders (label order), class names and class map of one set."""
+    """Class folders (label order), class names and class map (into ImageNet's order) of one set."""
     names = list(imagenet_classnames())
     if key in ("imagenet", "imagenet-sketch"):
         return list(imagenet_wnids()), names, None
-    if key == "imagenet-v2":
+    if key.startswith("imagenet-v2"):
         # Folder "10" is label 10: the folders must be listed numerically, not sorted as strings.
         return [str(i) for i in range(1000)], names, None
     if key in ("imagenet-a", "imagenet-r"):
@@ -240,6 +277,29 @@ def _label_space(key: str) -> tuple[list[str], list[str], list[list[int]] | None
     return [c.folder for c in classes], [c.name.lower() for c in classes], [list(c.imagenet_indices) for c in classes]
 
 
+def _report_unknown_folders(spec: _Spec, root: str, folders: Sequence[str]) -> None:
+    """Logs the folders of ``root`` that are not classes of the set (they are not evaluated)."""
+    try:
+        unknown = sorted(set(list_class_folders(root)) - set(folders))
+    except OSError:
+        return
+    if not unknown:
+        return
+    count = f"{len(unknown)} folder{'s' if len(unknown) != 1 else ''}"
+    if spec.key == "objectnet":
+        # ObjectNet has 313 classes; evaluating only the 113 that map to ImageNet is the protocol.
+        log.info("%s at %s: %s that do not map to ImageNet are not evaluated", spec.title, root, count)
+        return
+    log.warning(
+        "%s at %s: %s are not %s classes and are not evaluated: %s",
+        spec.title,
+        root,
+        count,
+        spec.title,
+        preview(unknown),
+    )
+
+
 def build_imagenet_eval_set(
     name: str,
     root: str | os.PathLike,
@@ -249,53 +309,110 @@ def build_imagenet_eval_set(
     ood: bool | None = None,
     set_name: str | None = None,
     progress: bool = True,
+    head_classnames: Sequence[str] | None = None,
+    head_folders: Sequence[str] | None = None,
+    labels_file: str | os.PathLike | None = None,
 ) -> EvalSet:
-    """Builds one set of the ImageNet evaluation suite from its folder.
+    """Builds one ImageNet-family set from its folder, for a head over the 1000 ImageNet classes.
 
     Example:
         >>> s = build_imagenet_eval_set("imagenet-a", "/data/imagenet-a", eval_transform())  # doctest: +SKIP
         >>> correct = (s.predictions(model(images)) == labels).sum()  # doctest: +SKIP
 
+    The head's classes may be in any order (a head built from an ImageFolder follows its sorted folders):
+    with ``head_classnames`` / ``head_folders`` each ImageNet class is found among the head's columns by
+    :func:`~radapter.data.class_lists.match_imagenet_classes`, and the set reads those columns. Without
+    them the head is taken to be in ImageNet order (``n01440764`` first).
+
     Args:
-        name: ``imagenet``, ``imagenet-v2``, ``imagenet-sketch``, ``imagenet-a``, ``imagenet-r`` or
-            ``objectnet`` (WiSE-FT names such as ``ImageNetA`` work too).
-        root: The folder holding the class folders (for ObjectNet, ``objectnet-1.0/images``).
+        name: ``imagenet``, ``imagenet-v2``, ``imagenet-sketch``, ``imagenet-a``, ``imagenet-r``, ``objectnet``,
+            ``imagenet-v2-threshold0.7`` or ``imagenet-v2-top-images`` (WiSE-FT names such as ``ImageNetA`` work).
+        root: The folder holding the class folders (for ObjectNet, ``objectnet-1.0/images``); for ImageNet val
+            also the original flat folder of ``ILSVRC2012_val_*.JPEG`` (see :mod:`radapter.data.imagenet_val`).
         transform: Eval transform of the model; ObjectNet's border crop is put in front of it.
         skip_corrupt: Drop unreadable images now (see ``dataset.skipped``) instead of failing when read.
         ood: Override whether the set counts as OOD (ImageNet val is ID, the others OOD).
         set_name: Name in results; default WiSE-FT's (``ImageNet``, ``ImageNetV2``, ``ImageNetSketch``,
-            ``ImageNetA``, ``ImageNetR``, ``ObjectNet``).
+            ``ImageNetA``, ``ImageNetR``, ``ObjectNet``; ``ImageNetV2Threshold``, ``ImageNetV2TopImages``).
         progress: Show a progress bar during the ``skip_corrupt`` scan.
+        head_classnames: Class names of the head, by column.
+        head_folders: Training folder of each head column (WordNet IDs make the match exact).
+        labels_file: Flat ImageNet val only: the devkit ground truth or ``LOC_val_solution.csv``.
 
     Returns:
-        The set, for a head over the 1000 ImageNet classes in label order.
+        The set. Its labels are in its own label space; for ImageNet, V2 and Sketch that space is the head's
+        (labels follow the head's order), for A, R and ObjectNet its ``class_map`` names the head's columns.
 
     Raises:
-        ValueError: Unknown ``name``.
-        DatasetLayoutError: The folder is missing, or class folders are missing or empty.
+        ValueError: Unknown ``name``, or a head that is not the 1000 ImageNet classes.
+        DatasetLayoutError: The folder is missing, class folders are missing or empty, or flat val labels
+            cannot be found or read.
     """
     key = imagenet_eval_set_key(name)
     spec = _SPECS[key]
+    root = os.fspath(root)
+    label = set_name or spec.name
+    columns = None
+    if head_classnames is not None or head_folders is not None:
+        names = list(head_classnames) if head_classnames is not None else [str(f) for f in head_folders or ()]
+        columns = match_imagenet_classes(names, head_folders, context=f"eval set {label!r} ({spec.title}): ")
+        if columns == list(range(1000)):
+            columns = None  # already in ImageNet order
+        else:
+            log.info("eval set %r: the head's classes are ImageNet's in another order; its columns are remapped", label)
     folders, classnames, class_map = _label_space(key)
     if key == "objectnet":
         transform = _prepend(BorderCrop(2), transform)
-    dataset = ImageFolderDataset(
-        root,
-        transform=transform,
-        classnames=classnames,
-        skip_corrupt=skip_corrupt,
-        class_folders=folders,
-        expected_layout=_layout(spec, folders),
-        description=spec.title,
-        progress=progress,
-    )
+    dataset: ImageSampleDataset
+    if key == "imagenet" and (labels_file is not None or is_flat_val(root)):
+        dataset = FlatImageNetVal(root, transform, labels_file)
+    else:
+        dataset = ImageFolderDataset(
+            root,
+            transform=transform,
+            # Identity names: the real ones are set below; a classnames.txt in a benchmark folder is not read.
+            classnames={folder: folder for folder in folders},
+            class_folders=folders,
+            expected_layout=_layout(spec, folders),
+            description=spec.title,
+        )
+        dataset.classnames = list(classnames)
+        _report_unknown_folders(spec, root, folders)
+    if columns is not None:
+        if class_map is None:
+            # The set's label space becomes the head's: ImageNet class i is head column columns[i].
+            dataset.relabel(columns, [str(n) for n in (head_classnames or names)])
+            classnames = list(dataset.classnames or [])
+        else:
+            class_map = [[columns[c] for c in group] for group in class_map]
+    if skip_corrupt:
+        dataset.skip_corrupt_images(progress=progress)
     return EvalSet(
-        name=set_name or spec.name,
+        name=label,
         dataset=dataset,
         classnames=classnames,
         ood=spec.ood if ood is None else ood,
         class_map=class_map,
         num_head_classes=1000,
+    )
+
+
+def find_imagenet_set(location: str | os.PathLike, name: str) -> str:
+    """The folder of one ImageNet-family set under a data location (the first of its conventional names).
+
+    Raises:
+        DatasetLayoutError: None of the folders exists; the message lists every path tried.
+    """
+    key = imagenet_eval_set_key(name)
+    location = os.fspath(location)
+    tried = [os.path.join(location, folder) for folder in _SPECS[key].folders]
+    for path in tried:
+        if os.path.isdir(path):
+            return path
+    raise DatasetLayoutError(
+        location,
+        f"{_SPECS[key].title} not found (nothing is downloaded); looked for {', '.join(tried)}",
+        _layout(_SPECS[key], _label_space(key)[0]),
     )
 
 
@@ -306,29 +423,40 @@ def build_imagenet_suite(
     *,
     skip_corrupt: bool = False,
     progress: bool = True,
+    head_classnames: Sequence[str] | None = None,
+    head_folders: Sequence[str] | None = None,
 ) -> list[EvalSet]:
     """Builds several ImageNet sets from one data folder laid out as WiSE-FT / FLYP expect.
 
-    The sets are looked for at ``location/<folder>`` with the folders of :data:`IMAGENET_SUITE_FOLDERS`
-    (``imagenet/val``, ``imagenetv2-matched-frequency-format-val``, ``sketch``, ``imagenet-a``,
-    ``imagenet-r``, ``objectnet-1.0/images``).
+    Each set is looked for at ``location/<folder>`` for each folder of :data:`IMAGENET_SUITE_CANDIDATES`,
+    first found wins: ``imagenet/val_in_folder`` or ``imagenet/val`` (or a flat ``ILSVRC2012_img_val``),
+    ``imagenetv2-matched-frequency-format-val`` or ``ImageNetV2-matched-frequency``, ``sketch``,
+    ``imagenet-a``, ``imagenet-r``, ``objectnet-1.0/images``.
 
     Args:
         location: The data folder.
         transform: Eval transform of the model.
-        names: Which sets to build, in order.
+        names: Which sets to build, in order (default: the paper's six).
         skip_corrupt: Drop unreadable images instead of failing when read.
         progress: Show progress bars during ``skip_corrupt`` scans.
+        head_classnames: Class names of the head, by column (see :func:`build_imagenet_eval_set`).
+        head_folders: Training folder of each head column.
 
     Returns:
         One :class:`EvalSet` per name.
     """
-    sets = []
-    for name in names:
-        key = imagenet_eval_set_key(name)
-        root = os.path.join(os.fspath(location), IMAGENET_SUITE_FOLDERS[key])
-        sets.append(build_imagenet_eval_set(key, root, transform, skip_corrupt=skip_corrupt, progress=progress))
-    return sets
+    return [
+        build_imagenet_eval_set(
+            name,
+            find_imagenet_set(location, name),
+            transform,
+            skip_corrupt=skip_corrupt,
+            progress=progress,
+            head_classnames=head_classnames,
+            head_folders=head_folders,
+        )
+        for name in names
+    ]
 
 
 class _Compose:

@@ -20,6 +20,8 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
+from radapter.data.images import to_rgb
+
 __all__ = [
     "OPENAI_DATASET_MEAN",
     "OPENAI_DATASET_STD",
@@ -32,10 +34,10 @@ __all__ = [
 
 
 class ToRGB:
-    """Converts any PIL image (grey, palette, RGBA, CMYK) to RGB; RGB images pass through."""
+    """Converts any PIL image (grey, palette, RGBA, CMYK, 16-bit) to 8-bit RGB; RGB images pass through."""
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return to_rgb(image)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
