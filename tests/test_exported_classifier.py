@@ -26,7 +26,9 @@ def _run_card_snippet(folder, image_path, capsys) -> str:
 
 
 @pytest.mark.parametrize("library", ["open_clip", "hf"])
-def test_the_card_snippet_classifies_like_the_evaluation(library, tiny_open_clip_json, tiny_hf_dir, tiny_folders, tmp_path, capsys):
+def test_the_card_snippet_classifies_like_the_evaluation(
+    library, tiny_open_clip_json, tiny_hf_dir, tiny_folders, tmp_path, capsys
+):
     out = tmp_path / library
     args = tiny_train_args(tiny_open_clip_json, tiny_folders, out, "radapter", "--optim.lr", "0.05")
     if library == "hf":

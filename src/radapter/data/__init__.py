@@ -15,28 +15,38 @@ from radapter.data.class_lists import (
     ObjectNetClass,
     imagenet_a_wnids,
     imagenet_classnames,
+    imagenet_ilsvrc2012_ids,
+    imagenet_lemmas,
     imagenet_r_wnids,
     imagenet_wnids,
+    match_imagenet_classes,
     objectnet_classes,
 )
 from radapter.data.csvdata import CsvDataset
+from radapter.data.errors import DataError, DataTypeError
 from radapter.data.eval_sets import EVAL_SET_KINDS, EvalSetConfig, build_eval_set, match_classnames
-from radapter.data.fewshot import sample_k_shot, split_holdout
+from radapter.data.fewshot import per_class_subset, sample_k_shot, split_holdout
 from radapter.data.folders import ImageFolderDataset
+from radapter.data.imagenet_val import FlatImageNetVal
 from radapter.data.images import (
     IMAGE_EXTENSIONS,
     CorruptImageError,
     SkippedImages,
     check_image,
+    image_paths,
     load_image,
     scan_images,
+    to_rgb,
 )
 from radapter.data.shifts import (
     IMAGENET_EVAL_SETS,
+    IMAGENET_KINDS,
+    IMAGENET_SUITE_CANDIDATES,
     IMAGENET_SUITE_FOLDERS,
     EvalSet,
     build_imagenet_eval_set,
     build_imagenet_suite,
+    find_imagenet_set,
 )
 from radapter.data.transforms import (
     OPENAI_DATASET_MEAN,
@@ -50,6 +60,8 @@ from radapter.data.transforms import (
 __all__ = [
     "EVAL_SET_KINDS",
     "IMAGENET_EVAL_SETS",
+    "IMAGENET_KINDS",
+    "IMAGENET_SUITE_CANDIDATES",
     "IMAGENET_SUITE_FOLDERS",
     "IMAGE_EXTENSIONS",
     "OPENAI_DATASET_MEAN",
@@ -57,9 +69,12 @@ __all__ = [
     "BorderCrop",
     "CorruptImageError",
     "CsvDataset",
+    "DataError",
+    "DataTypeError",
     "DatasetLayoutError",
     "EvalSet",
     "EvalSetConfig",
+    "FlatImageNetVal",
     "ImageFolderDataset",
     "ImageSampleDataset",
     "ObjectNetClass",
@@ -70,16 +85,23 @@ __all__ = [
     "build_imagenet_suite",
     "check_image",
     "eval_transform",
+    "find_imagenet_set",
+    "image_paths",
     "imagenet_a_wnids",
     "imagenet_classnames",
+    "imagenet_ilsvrc2012_ids",
+    "imagenet_lemmas",
     "imagenet_r_wnids",
     "imagenet_wnids",
     "load_image",
     "match_classnames",
+    "match_imagenet_classes",
     "objectnet_classes",
+    "per_class_subset",
     "sample_k_shot",
     "scan_images",
     "skip_corrupt_images",
     "split_holdout",
+    "to_rgb",
     "train_transform",
 ]

@@ -13,8 +13,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from radapter.data.errors import DataError
 from radapter.data.images import SkippedImages, load_image, scan_images
-from radapter.errors import UserError
 
 __all__ = [
     "DatasetLayoutError",
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-class DatasetLayoutError(UserError, ValueError):
+class DatasetLayoutError(DataError):
     """A dataset's files are not where, or not what, the loader expects.
 
     The message names the path, says what is wrong and, where it helps, draws the expected
@@ -195,7 +195,7 @@ class ImageSampleDataset(Dataset):
         new_targets = [mapping[label] if 0 <= label < len(mapping) else -1 for label in self.targets]
         unmapped = sorted({old for old, new in zip(self.targets, new_targets) if new < 0})
         if unmapped:
-            raise ValueError(f"relabel: labels {preview(unmapped)} have no new label")
+            raise DataError(f"relabel: labels {preview(unmapped)} have no new label")
         self._on_relabel(mapping)
         self.targets = new_targets
         self.samples = [(path, label) for (path, _), label in zip(self.samples, new_targets)]

@@ -13,6 +13,7 @@ from functools import cache
 from importlib import resources
 
 from radapter.data.base import normalize_classname, preview
+from radapter.data.errors import DataError
 
 __all__ = [
     "ObjectNetClass",
@@ -164,9 +165,9 @@ def match_imagenet_classes(
         "or by ImageNet class name (CLIP's names, e.g. 'tench', or a WordNet lemma)"
     )
     if head_folders is not None and len(head_folders) != len(names):
-        raise ValueError(context + f"{len(head_folders)} head folders for {len(names)} head classes")
+        raise DataError(context + f"{len(head_folders)} head folders for {len(names)} head classes")
     if len(names) != 1000:
-        raise ValueError(context + f"{expected}; the head has {len(names)} classes ({_preview(names)})")
+        raise DataError(context + f"{expected}; the head has {len(names)} classes ({_preview(names)})")
     wnids = imagenet_wnids()
     for keys in (head_folders, names):
         if keys is not None and all(_looks_like_wnid(str(k).strip()) for k in keys):
@@ -179,7 +180,7 @@ def _match_wnids(keys: list[str], wnids: Sequence[str], context: str, expected: 
     unknown = sorted(set(keys) - set(wnids))
     missing = [w for w in wnids if w not in column]
     if unknown or missing or len(column) != len(keys):
-        raise ValueError(
+        raise DataError(
             context + f"{expected}; the head's WordNet IDs are not the ImageNet-1k ones: "
             f"not in ImageNet-1k: {_preview(unknown)}; ImageNet classes missing: {_preview(missing)}"
         )
@@ -201,7 +202,7 @@ def _match_names(names: list[str], context: str, expected: str) -> list[int]:
     candidates = [[set(t.get(norm(name), ())) for t in tiers] for name in names]
     unknown = [name for name, tiered in zip(names, candidates) if not any(tiered)]
     if unknown:
-        raise ValueError(
+        raise DataError(
             context + f"{expected}; {len(unknown)} head classes are not ImageNet class names: {_preview(unknown)}"
         )
 
@@ -235,7 +236,7 @@ def _match_names(names: list[str], context: str, expected: str) -> list[int]:
             unresolved.append(f"{names[columns[0]]!r} (ImageNet classes {', '.join(clip_names[i] for i in pool)})")
     if unresolved:
         missing = [clip_names[i] for i in range(1000) if i not in taken]
-        raise ValueError(
+        raise DataError(
             context + f"{expected}; cannot match these head classes one to one: {_preview(unresolved)}; "
             f"ImageNet classes without a head class: {_preview(missing)}. Name the folders by WordNet ID "
             "(and give the class names separately) to make the match exact"

@@ -28,6 +28,7 @@ from radapter.data.base import (
     preview,
     render_tree,
 )
+from radapter.data.errors import DataTypeError
 
 __all__ = ["CsvDataset"]
 
@@ -118,7 +119,7 @@ class CsvDataset(ImageSampleDataset):
     ):
         if isinstance(classnames, (Mapping, str)):
             # list() of a {wnid: name} table gives its keys: the head would be named "n01440764", ... silently.
-            raise TypeError(
+            raise DataTypeError(
                 f"{os.fspath(path)}: classnames for a CSV is the list of class names in label order (integer labels "
                 f"index it), got a {type(classnames).__name__}; e.g. pass list(imagenet_classnames()) for ImageNet"
             )

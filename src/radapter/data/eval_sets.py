@@ -28,6 +28,7 @@ from typing import Any
 
 from radapter.data.base import DatasetLayoutError, ImageSampleDataset, index_classnames, normalize_classname, preview
 from radapter.data.csvdata import CsvDataset
+from radapter.data.errors import DataError
 from radapter.data.folders import ImageFolderDataset
 from radapter.data.shifts import IMAGENET_KINDS, EvalSet, build_imagenet_eval_set, imagenet_eval_set_key
 
@@ -72,11 +73,11 @@ class EvalSetConfig:
 
     def __post_init__(self) -> None:
         if not str(self.name).strip():
-            raise ValueError("eval set 'name' must not be empty")
+            raise DataError("eval set 'name' must not be empty")
         if not isinstance(self.path, (str, os.PathLike)):
-            raise ValueError(f"eval set {self.name!r}: 'path' must be a file or folder path, got {self.path!r}")
+            raise DataError(f"eval set {self.name!r}: 'path' must be a file or folder path, got {self.path!r}")
         if not str(self.path).strip():
-            raise ValueError(f"eval set {self.name!r}: 'path' must not be empty")
+            raise DataError(f"eval set {self.name!r}: 'path' must not be empty")
         self.path = os.path.expanduser(os.fspath(self.path))
         kind = str(self.kind).strip().lower()
         if kind not in ("imagefolder", "csv"):
@@ -85,7 +86,7 @@ class EvalSetConfig:
             except ValueError:
                 close = difflib.get_close_matches(kind, EVAL_SET_KINDS, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(
+                raise DataError(
                     f"eval set {self.name!r}: unknown kind {self.kind!r}{hint}; expected one of {', '.join(EVAL_SET_KINDS)}"
                 ) from None
         self.kind = kind
@@ -93,13 +94,13 @@ class EvalSetConfig:
             self.ood = kind != "imagenet"
         if self.class_subset is not None:
             if isinstance(self.class_subset, (str, bytes)) or not isinstance(self.class_subset, Sequence):
-                raise ValueError(f"eval set {self.name!r}: class_subset must be a list of class names or indices")
+                raise DataError(f"eval set {self.name!r}: class_subset must be a list of class names or indices")
             self.class_subset = list(self.class_subset)
             if not self.class_subset:
-                raise ValueError(f"eval set {self.name!r}: class_subset is empty")
+                raise DataError(f"eval set {self.name!r}: class_subset is empty")
         if self.labels_file is not None:
             if kind != "imagenet":
-                raise ValueError(f"eval set {self.name!r}: labels_file is for kind 'imagenet' (flat val), not {kind!r}")
+                raise DataError(f"eval set {self.name!r}: labels_file is for kind 'imagenet' (flat val), not {kind!r}")
             self.labels_file = os.fspath(self.labels_file)
 
     @classmethod
@@ -110,10 +111,10 @@ class EvalSetConfig:
             if key not in valid:
                 close = difflib.get_close_matches(str(key), valid, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown eval set key {key!r}{hint}; valid keys: {', '.join(valid)}")
+                raise DataError(f"unknown eval set key {key!r}{hint}; valid keys: {', '.join(valid)}")
         missing = [name for name in ("name", "path") if name not in data]
         if missing:
-            raise ValueError(f"eval set entry {dict(data)!r} lacks {', '.join(missing)}")
+            raise DataError(f"eval set entry {dict(data)!r} lacks {', '.join(missing)}")
         return cls(**data)
 
 
@@ -165,7 +166,7 @@ def match_classnames(
             parts.append(f"not in the head's {len(head_classnames)} classes: {preview(unknown)}")
         if ambiguous:
             parts.append(f"name more than one head class, use an integer index instead: {preview(ambiguous)}")
-        raise ValueError(context + "; ".join(parts))
+        raise DataError(context + "; ".join(parts))
     return found
 
 
@@ -203,12 +204,12 @@ def build_eval_set(
     head = list(head_classnames)
     context = f"eval set {cfg.name!r} ({cfg.path}): "
     if head_folders is not None and len(head_folders) != len(head):
-        raise ValueError(context + f"{len(head_folders)} head folders for {len(head)} head classes")
+        raise DataError(context + f"{len(head_folders)} head folders for {len(head)} head classes")
     if cfg.kind in IMAGENET_KINDS:
         if cfg.class_subset is not None:
-            raise ValueError(context + f"class_subset cannot be used with kind {cfg.kind!r}, whose classes are fixed")
+            raise DataError(context + f"class_subset cannot be used with kind {cfg.kind!r}, whose classes are fixed")
         if len(head) != 1000:
-            raise ValueError(
+            raise DataError(
                 context + f"kind {cfg.kind!r} needs a head over the 1000 ImageNet classes, but the head has {len(head)}"
             )
         return build_imagenet_eval_set(
@@ -252,7 +253,7 @@ def build_eval_set(
         subset = match_classnames(cfg.class_subset, head, context=context + "class_subset ")
         duplicates = sorted({head[i] for i in subset if subset.count(i) > 1})
         if duplicates:
-            raise ValueError(context + f"class_subset lists classes twice: {preview(duplicates)}")
+            raise DataError(context + f"class_subset lists classes twice: {preview(duplicates)}")
         present = set(dataset.targets)
         outside = sorted(present - set(subset))
         absent = [i for i in subset if i not in present]

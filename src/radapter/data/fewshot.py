@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from radapter.data.errors import DataError
+
 __all__ = ["per_class_subset", "sample_k_shot", "split_holdout"]
 
 # Salts keep the k-shot draw and the hold-out draw independent even with the same seed: choosing
@@ -38,14 +40,14 @@ def _indices_by_class(targets: Sequence[int]) -> dict[int, list[int]]:
     for index, label in enumerate(targets):
         label = int(label)
         if label < 0:
-            raise ValueError(f"targets must be non-negative class labels, found {label} at index {index}")
+            raise DataError(f"targets must be non-negative class labels, found {label} at index {index}")
         by_class.setdefault(label, []).append(index)
     return dict(sorted(by_class.items()))
 
 
 def _rng(seed: int, salt: int, label: int) -> np.random.Generator:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     return np.random.default_rng([int(seed), salt, label])
 
 
@@ -80,7 +82,7 @@ def sample_k_shot(
         ValueError: ``k < 1``, a bad seed or label, or (strict) a class with fewer than ``k`` examples.
     """
     if int(k) != k or k < 1:
-        raise ValueError(f"k (shots per class) must be a positive integer, got {k!r}")
+        raise DataError(f"k (shots per class) must be a positive integer, got {k!r}")
     k = int(k)
     by_class = _indices_by_class(targets)
     short = {label: len(idx) for label, idx in by_class.items() if len(idx) < k}
@@ -89,7 +91,7 @@ def sample_k_shot(
         more = f" ... and {len(short) - 5} more classes" if len(short) > 5 else ""
         message = f"{k}-shot sampling: {len(short)} class(es) have fewer than {k} examples: {described}{more}"
         if strict:
-            raise ValueError(message + " (pass strict=False to take all examples of such classes)")
+            raise DataError(message + " (pass strict=False to take all examples of such classes)")
         warnings.warn(message + "; taking all of their examples", stacklevel=2)
 
     chosen: list[int] = []
@@ -130,10 +132,10 @@ def split_holdout(
         ValueError: ``fraction`` outside (0, 1), a bad seed or label, or fewer than two examples.
     """
     if not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"holdout fraction must be strictly between 0 and 1, got {fraction!r}")
+        raise DataError(f"holdout fraction must be strictly between 0 and 1, got {fraction!r}")
     n = len(targets)
     if n < 2:
-        raise ValueError(f"need at least 2 examples to hold some out, got {n}")
+        raise DataError(f"need at least 2 examples to hold some out, got {n}")
     held: list[int] = []
     if stratified:
         for label, indices in _indices_by_class(targets).items():
@@ -171,7 +173,7 @@ def per_class_subset(targets: Sequence[int], max_items: int, seed: int) -> list[
         ValueError: ``max_items < 1``, a bad seed or a negative label.
     """
     if isinstance(max_items, bool) or int(max_items) != max_items or max_items < 1:
-        raise ValueError(f"max_items must be a positive integer, got {max_items!r}")
+        raise DataError(f"max_items must be a positive integer, got {max_items!r}")
     _rng(seed, _SUBSET_SALT, 0)  # validates the seed
     by_class = _indices_by_class(targets)
     if int(max_items) >= len(targets):

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from radapter.data.base import DatasetLayoutError, ImageSampleDataset, normalize_classname, preview, render_tree
+from radapter.data.errors import DataError, DataTypeError
 from radapter.data.images import IMAGE_EXTENSIONS, is_image_file
 
 __all__ = [
@@ -302,12 +303,12 @@ class ImageFolderDataset(ImageSampleDataset):
         folders: list[str],
     ) -> list[str]:
         if classnames is not None and classnames_file is not None:
-            raise ValueError(f"{self.root}: give classnames or classnames_file, not both")
+            raise DataError(f"{self.root}: give classnames or classnames_file, not both")
         if isinstance(classnames, Mapping):
             # A mapping binds by folder name; extra keys are fine (a lookup table such as every ImageNet class).
             names = _names_from_mapping(self.root, classnames, folders, "classnames argument", allow_extra=True)
         elif isinstance(classnames, (str, bytes)):
-            raise TypeError(
+            raise DataTypeError(
                 f"classnames must be a list of names or a {{folder: name}} mapping, got the string {classnames!r} "
                 "(pass a file as classnames_file)"
             )

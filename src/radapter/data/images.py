@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from radapter.data.errors import DataTypeError
 from radapter.errors import UserError
 
 __all__ = [
@@ -224,7 +225,7 @@ def image_paths(dataset_or_paths: Any) -> list[str]:
         return image_paths(obj.dataset)
     if isinstance(obj, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in obj):
         return [os.fspath(p) for p in obj]
-    raise TypeError(
+    raise DataTypeError(
         f"scan_images: cannot list the image files of {type(obj).__name__}; give a list of paths or a dataset "
         "with a 'paths' list (ImageFolderDataset, CsvDataset, an EvalSet, or a Subset of one)"
     )

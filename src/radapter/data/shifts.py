@@ -47,6 +47,7 @@ from radapter.data.class_lists import (
     match_imagenet_classes,
     objectnet_classes,
 )
+from radapter.data.errors import DataError
 from radapter.data.folders import ImageFolderDataset, list_class_folders
 from radapter.data.imagenet_val import FlatImageNetVal, is_flat_val
 from radapter.data.transforms import BorderCrop
@@ -93,24 +94,22 @@ class EvalSet:
             if self.num_head_classes is None:
                 self.num_head_classes = len(self.classnames)
             elif self.num_head_classes != len(self.classnames):
-                raise ValueError(
+                raise DataError(
                     f"eval set {self.name!r}: {len(self.classnames)} class names but num_head_classes="
                     f"{self.num_head_classes} and no class_map to relate them"
                 )
             return
         self.class_map = [[int(c) for c in group] for group in self.class_map]
         if len(self.class_map) != len(self.classnames):
-            raise ValueError(
+            raise DataError(
                 f"eval set {self.name!r}: class_map has {len(self.class_map)} entries for {len(self.classnames)} classes"
             )
         for label, group in enumerate(self.class_map):
             if not group:
-                raise ValueError(
-                    f"eval set {self.name!r}: class {label} ({self.classnames[label]!r}) maps to no column"
-                )
+                raise DataError(f"eval set {self.name!r}: class {label} ({self.classnames[label]!r}) maps to no column")
             bad = [c for c in group if c < 0 or (self.num_head_classes is not None and c >= self.num_head_classes)]
             if bad:
-                raise ValueError(
+                raise DataError(
                     f"eval set {self.name!r}: class {label} maps to columns {bad} outside a head of "
                     f"{self.num_head_classes} classes"
                 )
@@ -138,7 +137,7 @@ class EvalSet:
         logits = torch.as_tensor(logits)
         width = logits.shape[-1] if logits.ndim else 0
         if self.num_head_classes is not None and width != self.num_head_classes:
-            raise ValueError(
+            raise DataError(
                 f"eval set {self.name!r} expects logits over {self.num_head_classes} head classes, got "
                 f"{width} (shape {tuple(logits.shape)}): the head and the data disagree on the classes"
             )
@@ -243,7 +242,7 @@ def imagenet_eval_set_key(name: str) -> str:
     """
     squashed = "".join(ch for ch in name.lower() if ch.isalnum())
     if squashed not in _ALIASES:
-        raise ValueError(f"unknown ImageNet eval set {name!r}; expected one of {', '.join(IMAGENET_KINDS)}")
+        raise DataError(f"unknown ImageNet eval set {name!r}; expected one of {', '.join(IMAGENET_KINDS)}")
     return _ALIASES[squashed]
 
 

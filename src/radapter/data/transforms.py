@@ -20,6 +20,7 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
+from radapter.data.errors import DataError
 from radapter.data.images import to_rgb
 
 __all__ = [
@@ -52,7 +53,7 @@ class BorderCrop:
 
     def __init__(self, pixels: int = 2):
         if pixels < 0:
-            raise ValueError(f"border crop pixels must be >= 0, got {pixels}")
+            raise DataError(f"border crop pixels must be >= 0, got {pixels}")
         self.pixels = int(pixels)
 
     def __call__(self, image: Image.Image) -> Image.Image:
@@ -96,7 +97,7 @@ def train_transform(
         A transform from a PIL image to a normalised ``(3, H, W)`` float tensor.
     """
     if not 0.0 < scale[0] <= scale[1] <= 1.0:
-        raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
+        raise DataError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
     steps = [ToRGB(), T.RandomResizedCrop(image_size, scale=tuple(scale), interpolation=InterpolationMode.BICUBIC)]
     if hflip:
         steps.append(T.RandomHorizontalFlip())

@@ -16,12 +16,24 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from ..backbones import encode_image
+from ..data.fewshot import per_class_subset
 from ..zeroshot import build_zero_shot_head
 
 
-def _loader(dataset, batch_size: int, workers: int, max_images: int | None) -> DataLoader:
+def _targets(dataset) -> list[int]:
+    """Labels of a dataset (or a Subset of one) without reading its images."""
+    if isinstance(dataset, Subset):
+        return [_targets(dataset.dataset)[i] for i in dataset.indices]
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        raise TypeError(f"eval.max_images needs the labels of {type(dataset).__name__} (a 'targets' attribute)")
+    return list(targets)
+
+
+def _loader(dataset, batch_size: int, workers: int, max_images: int | None, seed: int) -> DataLoader:
     if max_images is not None and len(dataset) > max_images:
-        dataset = Subset(dataset, list(range(max_images)))
+        # a seeded, class-balanced subset: the first N files of a sorted folder would be the first classes only
+        dataset = Subset(dataset, per_class_subset(_targets(dataset), max_images, seed))
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -65,7 +77,7 @@ def evaluate_classifier(
     scale = float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else 100.0
     results: dict[str, float] = {}
     for es in eval_sets:
-        loader = _loader(es.dataset, batch_size, workers, max_images)
+        loader = _loader(es.dataset, batch_size, workers, max_images, seed)
         correct1 = correct5 = total = 0
         iterator = loader
         if progress:

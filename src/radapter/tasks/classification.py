@@ -116,13 +116,12 @@ def _imagenet_names() -> dict[str, str]:
     return dict(zip(imagenet_wnids(), imagenet_classnames()))
 
 
-def _read_classnames(spec: str | None) -> Any:
-    if spec is None:
-        return None
-    if spec == "imagenet":  # wnid folders -> OpenAI class names
-        return _imagenet_names()
-    if not os.path.isfile(spec):
+def _check_classnames_spec(spec: str | None) -> None:
+    if spec not in (None, "imagenet") and not os.path.isfile(spec):
         raise ConfigError(f"data.classnames: {spec!r} is not 'imagenet' or a file")
+
+
+def _read_name_list(spec: str) -> list[str]:
     with open(spec, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f if line.strip()]
 
@@ -154,6 +153,7 @@ class ClassificationTask(Task):
             # a finished run: its class names were recorded, the training data is not read again (except for the
             # α hold-out, which is training data)
             train, self._classnames = None, list(self.saved["classnames"])
+            self._folders = self.saved.get("class_folders")
             self.eval_sets = self._eval_sets(size, mean, std)
             tf_train = eval_view = None
         else:
@@ -161,11 +161,23 @@ class ClassificationTask(Task):
                 raise ConfigError(
                     f"data.train: no training data given (an ImageFolder dir or a CSV file, kind {cfg.kind!r})"
                 )
-            names = _read_classnames(cfg.classnames)
+            _check_classnames_spec(cfg.classnames)
             if cfg.kind == "imagefolder":
-                train = ImageFolderDataset(cfg.train, transform=None, classnames=names)
+                # class names are bound to folders by name: wnid → name for ImageNet, 'folder<TAB>name' files
+                imagenet = cfg.classnames == "imagenet"
+                train = ImageFolderDataset(
+                    cfg.train,
+                    transform=None,
+                    classnames=_imagenet_names() if imagenet else None,
+                    classnames_file=None if imagenet else cfg.classnames,
+                )
             else:
                 c = cfg.csv
+                names = None
+                if cfg.classnames == "imagenet":
+                    names = list(imagenet_classnames())
+                elif cfg.classnames:
+                    names = _read_name_list(cfg.classnames)
                 train = CsvDataset(
                     cfg.train,
                     transform=None,
@@ -175,10 +187,16 @@ class ClassificationTask(Task):
                     sep=c.sep,
                     classnames=names,
                 )
+                if train.classnames is None:
+                    raise ConfigError(
+                        f"{cfg.train}: the {c.label_key!r} column holds integer labels, so the class names must be "
+                        "given: data.classnames: FILE (one name per line, line k = label k) or 'imagenet'"
+                    )
             if cfg.skip_corrupt and not self.eval_only:
                 self.skipped = train.skip_corrupt_images(progress=self.progress)
                 log.warning("%s", self.skipped)
             self._classnames = list(train.classnames)
+            self._folders = getattr(train, "class_folders", None)
             self.eval_sets = self._eval_sets(size, mean, std)
             tf_train = train_transform(size, scale=tuple(cfg.train_scale), hflip=cfg.hflip, mean=mean, std=std)
             eval_view = copy.copy(train)
@@ -189,7 +207,10 @@ class ClassificationTask(Task):
     def _eval_sets(self, size, mean, std) -> list[EvalSet]:
         tf_eval = eval_transform(size, mean=mean, std=std)
         configs = eval_set_configs(self.cfg.data.eval_sets)
-        return [build_eval_set(s, self._classnames, tf_eval, progress=self.progress) for s in configs]
+        return [
+            build_eval_set(s, self._classnames, tf_eval, progress=self.progress, head_folders=self._folders)
+            for s in configs
+        ]
 
     def _world(self) -> tuple[Dataset, list[str], list[EvalSet]]:
         w = self.cfg.data.world
@@ -269,7 +290,7 @@ class ClassificationTask(Task):
         return summarize_sets(results, self.eval_sets)
 
     def record(self) -> dict[str, Any]:
-        return {"classnames": self._classnames}
+        return {"classnames": self._classnames, "class_folders": getattr(self, "_folders", None)}
 
     def classifier(self, scorer: Scorer) -> dict[str, Any]:
         head = scorer.head
