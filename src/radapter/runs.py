@@ -23,6 +23,7 @@ import torch
 from .adapters.io import save_classifier
 from .backbones.loading import LoadedModel, load_model
 from .config import ConfigError, RunConfig, build_dataclass, load_yaml, save_config, set_dotted
+from .data import DataError, scan_images
 from .errors import InputFileError
 from .methods import Method, get_method
 from .reports import to_csv, to_markdown
@@ -32,7 +33,7 @@ from .training import TrainData, Trainer
 from .training.checkpoint import latest_checkpoint, load_checkpoint
 from .training.distributed import DistInfo, barrier, init_distributed
 from .utils import atomic_write_text
-from .utils.perf import use_fast_frozen_linear
+from .utils.perf import choose_threads, use_fast_frozen_linear
 
 log = logging.getLogger("radapter")
 
@@ -143,6 +144,8 @@ class Run:
         self.cfg, self.resume = cfg, resume
         self.task_cls, self.method_cls = check_config(cfg)
         use_fast_frozen_linear()  # no result changes; see radapter.utils.perf
+        self.threads = choose_threads(cfg.threads)
+        log.debug("torch threads: %d", self.threads)
         self.dist: DistInfo = init_distributed(cfg.device)
         self.device = self.dist.device
         self.out = cfg.out
@@ -192,6 +195,8 @@ class Run:
         )
         if not eval_only and self.dist.is_main:
             atomic_write_text(record_path, json.dumps(task.record(), indent=2) + "\n")
+        if cfg.data.check_images and not eval_only:
+            raise_if_unreadable(task, progress)
         alpha = deploy_alpha(cfg, self.task_cls)
         torch.manual_seed(cfg.seed)  # the same adapter/head initialisation on every rank and every resume
         method = self.method_cls(cfg, backbone, task, alpha)
@@ -281,6 +286,21 @@ def evaluate_run(run_dir: str, overrides: dict[str, Any], results_name: str, alp
     run = Run(run_config(run_dir, overrides))
     run.setup(eval_only=True)
     return run.evaluate(alphas, results_name=results_name, export=False)
+
+
+def check_images(task: Task, progress: bool = True) -> dict[str, list[tuple[str, str]]]:
+    """Decodes every image of every set of ``task``; returns ``{set: [(path, reason), …]}`` of the bad ones."""
+    return {
+        name: bad for name, ds in task.image_sets().items() if (bad := scan_images(ds, progress=progress, desc=name))
+    }
+
+
+def raise_if_unreadable(task: Task, progress: bool = True) -> None:
+    bad = check_images(task, progress)
+    if bad:
+        lines = [f"  {name}: {path}: {reason}" for name, items in bad.items() for path, reason in items[:20]]
+        total = sum(len(v) for v in bad.values())
+        raise DataError(f"{total} unreadable image(s) (data.check_images):\n" + "\n".join(lines))
 
 
 def _read_json(path: str) -> dict[str, Any]:

@@ -12,10 +12,11 @@ import radapter
 
 from ..backbones.loading import LoadedModel
 from ..config import DEFAULT_ALPHAS, PRESET_DIR, load_config
+from ..data.transforms import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from ..errors import UserError
 from ..reports import load_results, to_csv, to_markdown
 from ..reports.plots import plot_id_vs_ood
-from ..runs import Run, deploy_alpha, evaluate_run, load_backbone, run_config
+from ..runs import Run, check_config, check_images, deploy_alpha, evaluate_run, load_backbone, run_config
 from ..tasks import get_task, task_names
 from .demo import run_demo
 
@@ -144,7 +145,12 @@ def cmd_plot(args, overrides) -> int:
 
 def cmd_demo(args, overrides) -> int:
     run_demo(
-        out=args.dest, seeds=1 if args.quick else args.seeds, quick=args.quick, size=args.size, precision=args.precision
+        out=args.dest,
+        seeds=1 if args.quick else args.seeds,
+        quick=args.quick,
+        size=args.size,
+        precision=args.precision,
+        threads=args.threads,
     )
     return 0
 
@@ -156,6 +162,23 @@ def cmd_presets(args, overrides) -> int:
                 first = f.readline().strip().lstrip("# ")
             print(f"{name[:-5]:28s} {first}")
     return 0
+
+
+def cmd_data(args, overrides) -> int:
+    """``radapter data check``: decode every image of the run's training and evaluation sets, list the bad ones."""
+    cfg = load_config(args.config, overrides)
+    task_cls, _ = check_config(cfg)
+    # the sets only need the input size for their transforms: no model (and no weights) is loaded
+    stand_in = LoadedModel(None, None, 224, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+    task = task_cls(cfg, stand_in, torch.device("cpu"), cfg.seed, progress=cfg.progress)
+    sets = task.image_sets()
+    bad = check_images(task, progress=cfg.progress)
+    for name, dataset in sets.items():
+        problems = bad.get(name, [])
+        print(f"{name}: {len(dataset)} items, {len(problems)} unreadable")
+        for path, reason in problems:
+            print(f"  {path}: {reason}")
+    return 1 if bad else 0
 
 
 def cmd_tasks(args, overrides) -> int:

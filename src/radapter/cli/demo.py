@@ -28,6 +28,7 @@ from ..backbones.loading import load_model
 from ..config import load_config
 from ..reports import curve_gaps, write_report
 from ..runs import Run, evaluate_run
+from ..utils.perf import choose_threads
 
 log = logging.getLogger("radapter")
 
@@ -248,7 +249,12 @@ def checks_markdown(checks: list[dict], preview: bool = False) -> str:
 
 
 def run_demo(
-    out: str = "runs/demo", seeds: int = 3, quick: bool = False, size: str = "full", precision: str = "fp32"
+    out: str = "runs/demo",
+    seeds: int = 3,
+    quick: bool = False,
+    size: str = "full",
+    precision: str = "fp32",
+    threads: int | None = None,
 ) -> dict:
     """Runs every method for each seed and writes ``results.json``, ``report.md`` and ``id_vs_ood.png``."""
     if not os.path.isfile(os.path.join(WORLD_MODEL, "open_clip_config.json")):
@@ -259,7 +265,8 @@ def run_demo(
     names = QUICK if quick else list(RUNS)
     if quick and size == "full":
         size = "quick"
-    base = {**COMMON, **SIZES[size], "optim.precision": precision, "progress": False}
+    threads = choose_threads(threads)
+    base = {**COMMON, **SIZES[size], "optim.precision": precision, "progress": False, "threads": threads}
     os.makedirs(out, exist_ok=True)
     rows: list[dict] = []
     t0 = time.perf_counter()

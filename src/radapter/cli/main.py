@@ -31,9 +31,10 @@ SHORTCUTS = {
     "out": "out",
     "seed": "seed",
     "device": "device",
+    "threads": "threads",
 }
 # commands that take --section.key overrides
-WITH_OVERRIDES = ("train", "eval", "sweep")
+WITH_OVERRIDES = ("train", "eval", "sweep", "data")
 
 
 def parse_overrides(extra: list[str]) -> dict[str, object]:
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="1 seed, fewer rows (≈3 min)")
     p.add_argument("--size", choices=["full", "ci"], default="full", help=argparse.SUPPRESS)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: free cores)")
+
+    p = sub.add_parser("data", help="check a run's data: decode every training and evaluation image")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("--config", help="YAML preset file or built-in preset name (plus --section.key overrides)")
 
     sub.add_parser("presets", help="list the built-in presets")
     sub.add_parser("tasks", help="list the tasks (task: KEY in a config)")

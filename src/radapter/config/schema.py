@@ -93,6 +93,10 @@ class DataConfig:
     hflip: bool = field(default=False, metadata=_help("random horizontal flips in training"))
     workers: int = field(default=2, metadata=_help("DataLoader worker processes"))
     skip_corrupt: bool = field(default=False, metadata=_help("skip (and count) unreadable training images"))
+    check_images: bool = field(
+        default=False,
+        metadata=_help("decode every image of every set before training and stop with the list of unreadable ones"),
+    )
     eval_sets: list[dict] = field(
         default_factory=list,
         metadata=_help("evaluation sets, each {name, path, kind, ood, ...}; the task validates their keys"),
@@ -205,6 +209,10 @@ class RunConfig:
     out: str = "runs/run"
     seed: int = field(default=0, metadata=_help("drives initialisation, data order, sampling and augmentation"))
     device: str = field(default="auto", metadata=_help("auto | cpu | cuda | cuda:N"))
+    threads: int | None = field(
+        default=None,
+        metadata=_help("torch CPU threads; default: one per core, or only the free cores when the machine is busy"),
+    )
     task: str = field(default="classification", metadata=_help("the task: classification (see `radapter tasks`)"))
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

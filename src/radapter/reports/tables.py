@@ -156,7 +156,7 @@ def summarize(rows: Iterable[dict], group_by: Sequence[str] = ("method", "alpha"
     order = sorted(groups, key=lambda k: (first_seen[k[:1]], [_sort_key(v) for v in k[1:]]))
 
     summary = []
-    for members in (groups[k] for k in order):
+    for members in (unique_measurements(groups[k]) for k in order):
         for field in ("id_set", "ood_sets"):
             values = {_freeze(m.get(field)) for m in members}
             if len(values) > 1:
@@ -184,6 +184,21 @@ def summarize(rows: Iterable[dict], group_by: Sequence[str] = ("method", "alpha"
         out["std"] = stds
         summary.append(out)
     return summary
+
+
+def unique_measurements(rows: Sequence[dict]) -> list[dict]:
+    """Drops rows that repeat another one's measurement: the same seed and step with every metric
+    (``<set>:<metric>``) equal (a
+    run's results.jsonl and its sweep.jsonl both hold the α = 0.5 row; counting it twice would print
+    "± 0.0" as if two seeds agreed)."""
+    seen, out = set(), []
+    for row in rows:
+        numbers = tuple(sorted((k, v) for k, v in row.items() if ":" in k and _is_number(v)))
+        key = (_freeze(row.get("seed")), _freeze(row.get("step")), numbers)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
 
 
 def _sort_key(v: Any) -> tuple:

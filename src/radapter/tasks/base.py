@@ -135,6 +135,10 @@ class Task:
         """Row fields derived from ``results``: ``id_set``, ``ood_sets``, ``avg_ood:<metric>``, …"""
         return {}
 
+    def image_sets(self) -> dict[str, Any]:
+        """Every dataset of the run by name (training set and evaluation sets), for ``radapter data check``."""
+        return {}
+
     def record(self) -> dict[str, Any]:
         """JSON facts of the training data that evaluation needs later (class names, …): saved as
         ``task.json`` in the run folder and handed back as ``record`` when the run is re-evaluated."""

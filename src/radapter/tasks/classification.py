@@ -289,6 +289,10 @@ class ClassificationTask(Task):
     def summarize(self, results: dict[str, Any]) -> dict[str, Any]:
         return summarize_sets(results, self.eval_sets)
 
+    def image_sets(self) -> dict[str, Any]:
+        sets = {"train": self._train} if self._train is not None else {}
+        return {**sets, **{es.name: es.dataset for es in self.eval_sets}}
+
     def record(self) -> dict[str, Any]:
         return {"classnames": self._classnames, "class_folders": getattr(self, "_folders", None)}
 

@@ -10,11 +10,20 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     os.close(fd)
+    # mkstemp makes the file 0600; the written file gets the mode any new file gets here (the umask's), so
+    # colleagues on a shared cluster can read results as they can read every other file of the run
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         write(tmp)
         os.replace(tmp, path)
