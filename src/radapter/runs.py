@@ -261,6 +261,7 @@ class Run:
         parts = self.parts
         return {
             "task": self.cfg.task,
+            "metric": parts.task.metric,
             "method": self.cfg.method.name,
             "alpha": alpha,
             "step": self.trained_step,

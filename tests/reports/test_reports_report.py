@@ -45,6 +45,6 @@ def test_write_report_from_jsonl(rows, tmp_path):
     assert set(written) == {"results.json", "report.md", "id_vs_ood.png", "alpha_curve.png"}
     assert all(p.stat().st_size > 0 for p in written.values())
     md = written["report.md"].read_text()
-    assert md.startswith("# tiny\n") and "![ID vs. OOD top-1, logit axes](id_vs_ood.png)" in md
+    assert md.startswith("# tiny\n") and "![ID vs. OOD top-1 accuracy, logit axes](id_vs_ood.png)" in md
     assert "| method | α | IN (ID) |" in md and "1–2 seed(s)" in md
     assert json.loads(written["results.json"].read_text())["methods"]["ft"]["id"] == pytest.approx(81.0)

@@ -106,7 +106,7 @@ def test_markdown_header_rows_and_cells(rows):
     md = to_markdown(rows)
     lines = md.splitlines()
     assert lines[0] == (
-        "| method | α | IN (ID) | V2 | Sketch | avg OOD | trainable params | adapter size | train time |"
+        "| method | α | IN (ID) | V2 (OOD) | Sketch (OOD) | avg OOD | trainable params | adapter size | train time |"
     )
     assert lines[1] == "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     assert len(lines) == 2 + 8
@@ -129,7 +129,7 @@ def test_markdown_column_selection(rows):
 def test_markdown_puts_non_ood_sets_between_id_and_ood():
     row = make_row("ft", None, 0, 80.0, [50.0, 40.0], **{"IN-shift:top1": 70.0})
     header = to_markdown([row]).splitlines()[0]
-    assert header.startswith("| method | α | IN (ID) | IN-shift | V2 | Sketch | avg OOD |")
+    assert header.startswith("| method | α | IN (ID) | IN-shift | V2 (OOD) | Sketch (OOD) | avg OOD |")
 
 
 def test_csv_has_raw_numbers_and_std_columns(rows, tmp_path):
@@ -163,3 +163,25 @@ def test_load_results_names_file_and_line(rows, tmp_path, bad, what):
     with pytest.raises(ValueError) as err:
         load_results(path)
     assert f"{path}:3:" in str(err.value) and what in str(err.value)
+
+
+def test_tables_follow_the_rows_metric():
+    """A retrieval row (metric R@1) is tabulated and averaged by its own metric, not by top-1."""
+    from radapter.reports.tables import avg_ood, eval_sets, id_score
+
+    row = {
+        "method": "radapter",
+        "alpha": 0.8,
+        "seed": 0,
+        "metric": "R@1",
+        "id_set": "coco",
+        "ood_sets": ["flickr"],
+        "coco:R@1": 50.0,
+        "coco:image_to_text:R@1": 60.0,
+        "flickr:R@1": 70.0,
+    }
+    assert eval_sets(row) == ["coco", "flickr"] and id_score(row) == 50.0 and avg_ood(row) == 70.0
+    header = to_markdown([row]).splitlines()[0]
+    assert header.startswith("| method | α | coco (ID) | flickr (OOD) | avg OOD |")
+    with pytest.raises(ValueError, match="disagree on metric|different tasks"):
+        to_markdown([row, {**row, "metric": "top1", "coco:top1": 1.0, "flickr:top1": 2.0}])

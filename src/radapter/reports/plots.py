@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from radapter.reports.tables import as_summary, avg_ood, id_top1, method_label
+from radapter.reports.tables import as_summary, avg_ood, id_score, method_label, metric_label, metric_of
 
 DPI = 150
 _CLIP = 0.001  # fractions are kept inside [_CLIP, 1 - _CLIP] on logit axes
@@ -65,7 +65,7 @@ def _points(rows: Sequence[dict]) -> dict[str, list[tuple[float | None, float, f
     """method → [(α, ID %, avg OOD %)], α-sorted; rows without ID or OOD accuracy are left out."""
     by_method: dict[str, list[tuple[float | None, float, float]]] = {}
     for row in as_summary(rows):
-        x, y = id_top1(row), avg_ood(row)
+        x, y = id_score(row), avg_ood(row)
         if x is None or y is None:
             continue
         by_method.setdefault(row["method"], []).append((row.get("alpha"), x, y))
@@ -228,11 +228,12 @@ def plot_id_vs_ood(
     ax.set_axisbelow(True)
 
     id_set, ood = _set_names(summary)
-    ax.set_xlabel(f"ID top-1 accuracy{f' ({id_set})' if id_set else ''}, logit scale")
+    label = metric_label(metric_of(summary[0]))
+    ax.set_xlabel(f"ID {label}{f' ({id_set})' if id_set else ''}, logit scale")
     ood_text = ", ".join(ood)
     if len(ood_text) > 30:
         ood_text = f"{len(ood)} sets"
-    ax.set_ylabel(f"Avg OOD top-1 accuracy{f' ({ood_text})' if ood else ''}, logit scale")
+    ax.set_ylabel(f"Avg OOD {label}{f' ({ood_text})' if ood else ''}, logit scale")
     ax.set_title(title or "ID vs. OOD accuracy")
     n_entries = len(ax.get_legend_handles_labels()[1])
     if n_entries > 7:
@@ -281,7 +282,7 @@ def plot_alpha_curve(
         ax.plot(alphas, [p[1] for p in pts], "-o", color=color, markersize=4, label=f"{label}: ID", gid=method)
         ax.plot(alphas, [p[2] for p in pts], "--s", color=color, markersize=4, label=f"{label}: avg OOD", gid=method)
     ax.set_xlabel("α (0 = zero-shot, 1 = fine-tuned)")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylabel(f"{metric_label(metric_of(next(iter(as_summary(rows)), {})))} (%)")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
     ax.grid(True, color="0.9", linewidth=0.8)
     ax.set_axisbelow(True)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from radapter.reports.plots import plot_alpha_curve, plot_id_vs_ood
-from radapter.reports.tables import as_summary, avg_ood, eval_sets, id_top1, to_markdown
+from radapter.reports.tables import as_summary, avg_ood, eval_sets, id_score, metric_label, metric_of, to_markdown
 
 
 def _id_shift_set(row: dict, id_shift_set: str | None) -> str | None:
@@ -71,13 +71,14 @@ def to_results_json(
         std = row.get("std", {})
         shift = _id_shift_set(row, id_shift_set)
         id_name = row.get("id_set")
+        metric = metric_of(row)
         methods[method] = {
-            "id": id_top1(row),
-            "id_shift": row.get(f"{shift}:top1") if shift else None,
-            "ood": {n: row.get(f"{n}:top1") for n in row.get("ood_sets") or []},
+            "id": id_score(row),
+            "id_shift": row.get(f"{shift}:{metric}") if shift else None,
+            "ood": {n: row.get(f"{n}:{metric}") for n in row.get("ood_sets") or []},
             "ood_avg": avg_ood(row),
-            "id_std": std.get(f"{id_name}:top1", 0.0),
-            "ood_avg_std": std.get("avg_ood:top1", 0.0),
+            "id_std": std.get(f"{id_name}:{metric}", 0.0),
+            "ood_avg_std": std.get(f"avg_ood:{metric}", 0.0),
             "trainable_params": int(row.get("trainable_params") or 0),
             "seconds": float(row.get("train_seconds") or 0.0),
             "alpha": row.get("alpha"),
@@ -86,10 +87,10 @@ def to_results_json(
 
     curves = {}
     for method, group in by_method.items():
-        pts = [r for r in group if r.get("alpha") is not None and id_top1(r) is not None and avg_ood(r) is not None]
+        pts = [r for r in group if r.get("alpha") is not None and id_score(r) is not None and avg_ood(r) is not None]
         if len(pts) >= 2:
             pts.sort(key=lambda r: r["alpha"])
-            curves[method] = [[r["alpha"], id_top1(r), avg_ood(r)] for r in pts]
+            curves[method] = [[r["alpha"], id_score(r), avg_ood(r)] for r in pts]
     return {"methods": methods, "curves": curves}
 
 
@@ -126,10 +127,11 @@ def report_markdown(rows: Sequence[dict], title: str = "radapter report", plot_n
     summary = as_summary(rows)
     seeds = sorted({r.get("n_seeds", 1) for r in summary})
     seed_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    label = metric_label(metric_of(summary[0]) if summary else "top1")
     parts = [
         f"# {title}",
         "",
-        f"Top-1 accuracy (%), mean ± std over {seed_text} seed(s) (sample std; none shown for one seed). "
+        f"{label[0].upper()}{label[1:]} (%), mean ± std over {seed_text} seed(s) (sample std; none shown for one seed). "
         "avg OOD = mean over the OOD sets. Trainable params: parameters updated in training; adapter size: "
         "the saved adapter on disk; train time: wall-clock training time.",
         "",
@@ -137,7 +139,7 @@ def report_markdown(rows: Sequence[dict], title: str = "radapter report", plot_n
         "",
     ]
     if plot_name:
-        parts += [f"![ID vs. OOD top-1, logit axes]({plot_name})", ""]
+        parts += [f"![ID vs. OOD {label}, logit axes]({plot_name})", ""]
     return "\n".join(parts)
 
 

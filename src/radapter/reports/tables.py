@@ -84,33 +84,55 @@ def load_results(path: str | Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------- row accessors
 
 
+#: What a row's primary metric is called in tables and plot axes (rows carry ``"metric"``; default top1).
+METRIC_LABELS = {
+    "top1": "top-1 accuracy",
+    "R@1": "R@1 (mean of image→text and text→image)",
+    "mIoU": "mIoU",
+}
+
+
+def metric_of(row: dict) -> str:
+    """The row's primary metric: ``"top1"`` (classification), ``"R@1"`` (retrieval), ``"mIoU"`` (segmentation)."""
+    return row.get("metric") or "top1"
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
 def eval_sets(row: dict) -> list[str]:
-    """Names of the eval sets a row has top-1 for, in file order (``avg_ood`` excluded)."""
-    return [k[: -len(":top1")] for k in row if k.endswith(":top1") and k != "avg_ood:top1"]
+    """Names of the eval sets a row has its primary metric for, in file order (``avg_ood`` excluded)."""
+    metric = metric_of(row)
+    return [k.split(":", 1)[0] for k in row if ":" in k and k.split(":", 1)[1] == metric and not k.startswith("avg_ood:")]
 
 
-def id_top1(row: dict) -> float | None:
-    """Top-1 on the row's ID set, or None when the row names no ID set or lacks its accuracy."""
+def id_score(row: dict) -> float | None:
+    """The primary metric on the row's ID set, or None when the row names no ID set or lacks it."""
     name = row.get("id_set")
-    return row.get(f"{name}:top1") if name else None
+    return row.get(f"{name}:{metric_of(row)}") if name else None
+
+
+id_top1 = id_score  # the classification name, kept for callers
 
 
 def avg_ood(row: dict) -> float | None:
-    """Mean top-1 over the row's OOD sets (``ood_sets``).
+    """Mean primary metric over the row's OOD sets (``ood_sets``).
 
-    Falls back to a stored ``"avg_ood:top1"`` when the row lists no OOD sets; None when it has neither.
+    Falls back to a stored ``"avg_ood:<metric>"`` when the row lists no OOD sets; None when it has neither.
 
     Raises:
-        ValueError: an OOD set is listed but its top-1 is missing (a silent partial average would
+        ValueError: an OOD set is listed but its metric is missing (a silent partial average would
             not be comparable with other rows).
     """
+    metric = metric_of(row)
     names = row.get("ood_sets") or []
     if not names:
-        return row.get("avg_ood:top1")
-    missing = [n for n in names if f"{n}:top1" not in row]
+        return row.get(f"avg_ood:{metric}")
+    missing = [n for n in names if f"{n}:{metric}" not in row]
     if missing:
-        raise ValueError(f"row {_describe(row)} lists OOD sets without top-1: {missing}")
-    return statistics.fmean(row[f"{n}:top1"] for n in names)
+        raise ValueError(f"row {_describe(row)} lists OOD sets without {metric}: {missing}")
+    return statistics.fmean(row[f"{n}:{metric}"] for n in names)
 
 
 def _describe(row: dict) -> str:
@@ -157,11 +179,11 @@ def summarize(rows: Iterable[dict], group_by: Sequence[str] = ("method", "alpha"
 
     summary = []
     for members in (unique_measurements(groups[k]) for k in order):
-        for field in ("id_set", "ood_sets"):
+        for field in ("id_set", "ood_sets", "metric"):
             values = {_freeze(m.get(field)) for m in members}
             if len(values) > 1:
                 raise ValueError(f"rows {_describe(members[0])} grouped by {tuple(group_by)} disagree on {field}")
-        members = [dict(m, **{"avg_ood:top1": avg_ood(m)}) if avg_ood(m) is not None else m for m in members]
+        members = [dict(m, **{f"avg_ood:{metric_of(m)}": avg_ood(m)}) if avg_ood(m) is not None else m for m in members]
         out: dict[str, Any] = {k: members[0].get(k) for k in group_by}
         means: dict[str, float] = {}
         stds: dict[str, float] = {}
@@ -265,15 +287,19 @@ class Column:
 
 
 def _columns(summary: Sequence[dict], selected: Sequence[str] | None) -> list[Column]:
+    metrics = list(dict.fromkeys(metric_of(r) for r in summary)) or ["top1"]
+    if len(metrics) > 1:
+        raise ValueError(f"rows of different tasks in one table (metrics {metrics}); tabulate each task apart")
+    metric = metrics[0]
     id_names = list(dict.fromkeys(r["id_set"] for r in summary if r.get("id_set")))
     ood_names = list(dict.fromkeys(n for r in summary for n in r.get("ood_sets") or []))
     other = [n for r in summary for n in eval_sets(r) if n not in id_names and n not in ood_names]
     cols = [Column("method", "method", None, "text"), Column("alpha", "α", None, "text")]
-    cols += [Column(n, f"{n} (ID)", f"{n}:top1", "accuracy") for n in id_names]
-    cols += [Column(n, n, f"{n}:top1", "accuracy") for n in dict.fromkeys(other)]
-    cols += [Column(n, n, f"{n}:top1", "accuracy") for n in ood_names]
+    cols += [Column(n, f"{n} (ID)", f"{n}:{metric}", "accuracy") for n in id_names]
+    cols += [Column(n, n, f"{n}:{metric}", "accuracy") for n in dict.fromkeys(other)]
+    cols += [Column(n, f"{n} (OOD)", f"{n}:{metric}", "accuracy") for n in ood_names]
     cols += [
-        Column("avg_ood", "avg OOD", "avg_ood:top1", "accuracy"),
+        Column("avg_ood", "avg OOD", f"avg_ood:{metric}", "accuracy"),
         Column("trainable_params", "trainable params", "trainable_params", "params"),
         Column("adapter_bytes", "adapter size", "adapter_bytes", "bytes"),
         Column("train_seconds", "train time", "train_seconds", "seconds"),
