@@ -33,7 +33,7 @@ PASS_THROUGH = ("batch", "steps", "warmup", "device", "threads", "method", "demo
 def demo_accuracy(precision: str, size: str, model: str | None, device: str) -> tuple[float | None, str]:
     """Trains the demo's R-Adapter recipe at ``precision``; returns (ID top-1 % at the default α, note)."""
     try:
-        from radapter.cli import demo as D
+        from radapter.cli.demo import classification as D
         from radapter.config import load_config
         from radapter.runs import Run
     except ImportError as e:
@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
     C.add_common_args(p, steps=1, warmup=1, rounds=2, batch=8)
     p.add_argument("--method", default="radapter", choices=list(C.METHODS))
     p.add_argument("--no-demo", action="store_true", help="skip the demo accuracy (reported as null)")
-    p.add_argument("--demo-size", default="full", help="demo size preset (radapter.cli.demo.SIZES): full or ci")
+    p.add_argument(
+        "--demo-size", default="full", help="demo size preset (radapter.cli.demo.classification.SIZES): full or ci"
+    )
     p.add_argument("--demo-model", default=None, help="world CLIP folder (default: the one the demo ships)")
     args = C.parse_or_run_worker(p, argv, worker)
     if args is None:

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from conftest import tiny_train_args
-from radapter.cli.demo import QUICK, WORLD_MODEL
+from radapter.cli.demo import WORLD_MODEL
+from radapter.cli.demo.classification import QUICK
 from radapter.cli.main import main
 
 pytestmark = pytest.mark.skipif(
@@ -18,10 +19,14 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.slow
 def test_demo_quick_writes_results_report_and_plot(tmp_path):
-    out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--size", "ci", "--out", str(out)]) == 0
+    top = tmp_path / "demo"
+    assert main(["demo", "--quick", "--size", "ci", "--out", str(top), "--task", "classification"]) == 0
+    out = top / "classification"
     for name in ("results.json", "report.md", "id_vs_ood.png"):
         assert (out / name).stat().st_size > 0, name
+    combined = json.loads((top / "results.json").read_text())
+    assert set(combined["tasks"]) == {"classification"} and combined["seconds_total"] > 0
+    assert "classification/id_vs_ood.png" in (top / "report.md").read_text()
     doc = json.loads((out / "results.json").read_text())
     assert set(doc["methods"]) == set(QUICK)
     for name, m in doc["methods"].items():
@@ -60,7 +65,7 @@ def test_wiseft_endpoints_are_the_zero_shot_and_fine_tuned_models_exactly(tiny_o
 
 
 def test_story_checks_compare_curves_at_matched_id():
-    from radapter.cli.demo import story_checks
+    from radapter.cli.demo.classification import story_checks
     from radapter.reports import curve_gaps
 
     wise = [[0.0, 60.0, 60.0], [0.5, 80.0, 64.0], [1.0, 90.0, 56.0]]
@@ -79,7 +84,7 @@ def test_demo_rejects_overrides(capsys):
 
 def test_demo_sizes_cover_every_mode():
     """--quick on the default size resolves to the 'quick' preset (a KeyError here once broke `demo --quick`)."""
-    from radapter.cli.demo import SIZES
+    from radapter.cli.demo.classification import SIZES
 
     assert {"full", "quick", "ci"} <= set(SIZES)
     assert SIZES["full"]["data.world.test"] >= 1000

@@ -151,6 +151,7 @@ def cmd_demo(args, overrides) -> int:
         size=args.size,
         precision=args.precision,
         threads=args.threads,
+        tasks=args.tasks,
     )
     return 0
 

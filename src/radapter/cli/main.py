@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=["full", "ci"], default="full", help=argparse.SUPPRESS)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: free cores)")
+    p.add_argument("--task", action="append", dest="tasks", help="run only this task's part (repeatable)")
 
     p = sub.add_parser("data", help="check a run's data: decode every training and evaluation image")
     p.add_argument("action", choices=["check"])

@@ -104,7 +104,9 @@ def metric_label(metric: str) -> str:
 def eval_sets(row: dict) -> list[str]:
     """Names of the eval sets a row has its primary metric for, in file order (``avg_ood`` excluded)."""
     metric = metric_of(row)
-    return [k.split(":", 1)[0] for k in row if ":" in k and k.split(":", 1)[1] == metric and not k.startswith("avg_ood:")]
+    return [
+        k.split(":", 1)[0] for k in row if ":" in k and k.split(":", 1)[1] == metric and not k.startswith("avg_ood:")
+    ]
 
 
 def id_score(row: dict) -> float | None:

@@ -17,22 +17,8 @@ pull towards the zero-shot model that is part of the method). It was chosen by t
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import time
-
-from tqdm import tqdm
-
-from ..backbones.loading import load_model
-from ..config import load_config
-from ..reports import curve_gaps, write_report
-from ..runs import Run, evaluate_run
-from ..utils.perf import choose_threads
-
-log = logging.getLogger("radapter")
-
-WORLD_MODEL = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "world_clip")
+from ...reports import curve_gaps
+from .parts import WORLD_MODEL, DemoPart
 
 # shared by every run (paper recipe scaled to the world; see the module docstring)
 COMMON = {
@@ -86,8 +72,8 @@ RUNS: dict[str, tuple[dict | None, str | None]] = {
         },
         None,
     ),
-    # WiSE-FT of the "ft" run of the same seed (method.wiseft.ft_model, set per seed): nothing is trained
-    "wiseft": ({"method.name": "wiseft", "eval.alphas": [a for a in CURVE if 0 < a < 1]}, "ft"),
+    # WiSE-FT of the "ft" run of the same seed (method.wiseft.ft_model, see PART.wiseft_of): nothing is trained
+    "wiseft": ({"method.name": "wiseft", "eval.alphas": [a for a in CURVE if 0 < a < 1]}, None),
     "lora": (
         {
             "method.name": "lora",
@@ -115,69 +101,6 @@ COPIES: dict[str, list[tuple[float, str, float | None]]] = {
     "radapter-no-rescale": [(1.0, "radapter", 1.0)],
 }
 QUICK = ["zeroshot", "ft", "wiseft", "radapter", "radapter-no-ema", "radapter-no-rescale"]
-
-
-def _train(overrides: dict, out: str) -> tuple[list[dict], float]:
-    t0 = time.perf_counter()
-    cfg = load_config(None, {**overrides, "out": out})
-    rows = Run(cfg).run()
-    return rows, time.perf_counter() - t0
-
-
-def _reuse(name: str, overrides: dict, run_dir: str) -> tuple[list[dict], float]:
-    t0 = time.perf_counter()
-    rows = evaluate_run(run_dir, overrides, f"{name}.jsonl")
-    return rows, time.perf_counter() - t0
-
-
-_ANY = object()
-
-
-def _find(rows: list[dict], method: str, seed: int, alpha: float | None | object = _ANY) -> dict:
-    """The first row of ``method`` at ``seed`` (and at ``alpha``, when given) among the rows run so far."""
-    for r in rows:
-        if r["method"] == method and r["seed"] == seed and (alpha is _ANY or r.get("alpha") == alpha):
-            return r
-    raise KeyError(f"demo: no {method} row at seed {seed}, α = {alpha} yet: it must run before the methods using it")
-
-
-def _method_rows(name: str, seed: int, rows: list[dict], base: dict, out: str) -> tuple[list[dict], float]:
-    """One method's result rows for one seed, and the wall time they cost (training + evaluation)."""
-    overrides, reuse = RUNS[name]
-    seconds = 0.0
-    if name == "zeroshot" and seed > 0:
-        # nothing is trained and evaluation has no randomness: seed 0's evaluation stands for every seed
-        got = [dict(_find(rows, name, 0, None))]
-        seconds = got[0]["wall_seconds"]
-    elif name == "wiseft":
-        trained = _find(rows, reuse, seed)
-        ft_dir = os.path.join(out, "runs", f"seed{seed}", reuse)
-        run_dir = os.path.join(out, "runs", f"seed{seed}", name)
-        got, seconds = _train({**base, **overrides, "seed": seed, "method.wiseft.ft_model": ft_dir}, run_dir)
-        seconds += trained["wall_seconds"]
-    elif reuse:
-        trained = _find(rows, reuse, seed)
-        got = []
-        if overrides is not None:
-            got, seconds = _reuse(name, overrides, os.path.join(out, "runs", f"seed{seed}", reuse))
-        seconds += trained["wall_seconds"]
-    else:
-        run_dir = os.path.join(out, "runs", f"seed{seed}", name)
-        if os.path.exists(os.path.join(run_dir, "results.jsonl")):  # resume an interrupted demo
-            got = [json.loads(line) for line in open(os.path.join(run_dir, "results.jsonl"))]
-            seconds = got[0].get("train_seconds", 0.0)
-        else:
-            got, seconds = _train({**base, **overrides, "seed": seed}, run_dir)
-    meta = got[0] if got else trained  # copied rows report the size of the method they stand for
-    own = {k: meta[k] for k in ("trainable_params", "adapter_bytes") if k in meta}
-    for alpha, source, source_alpha in COPIES.get(name, []):
-        got.append({**_find(rows, source, seed, source_alpha), **own, "alpha": alpha, "copied_from": source})
-    got.sort(key=lambda r: -1.0 if r.get("alpha") is None else r["alpha"])
-    return got, seconds
-
-
-def _model_params() -> int:
-    return sum(p.numel() for p in load_model(f"local-dir:{WORLD_MODEL}").model.parameters())
 
 
 def story_checks(doc: dict, model_params: int) -> list[dict]:
@@ -235,65 +158,16 @@ def story_checks(doc: dict, model_params: int) -> list[dict]:
     return checks
 
 
-def checks_markdown(checks: list[dict], preview: bool = False) -> str:
-    lines = ["## Targets", ""]
-    if preview:
-        lines += [
-            "The targets are set for the full demo (3 seeds, 1000 test images per set); this smaller run is a "
-            "preview, and a single cell of it moves by about a point between runs.",
-            "",
-        ]
-    lines += ["| target | measured | |", "|---|---:|---|"]
-    lines += [f"| {c['target']} | {c['value']} | {'✓' if c['pass'] else '✗'} |" for c in checks]
-    return "\n".join(lines) + "\n"
-
-
-def run_demo(
-    out: str = "runs/demo",
-    seeds: int = 3,
-    quick: bool = False,
-    size: str = "full",
-    precision: str = "fp32",
-    threads: int | None = None,
-) -> dict:
-    """Runs every method for each seed and writes ``results.json``, ``report.md`` and ``id_vs_ood.png``."""
-    if not os.path.isfile(os.path.join(WORLD_MODEL, "open_clip_config.json")):
-        raise FileNotFoundError(
-            f"{WORLD_MODEL}: the shipped world CLIP is missing (reinstall radapter, or "
-            "rebuild it with scripts/pretrain_world.py)"
-        )
-    names = QUICK if quick else list(RUNS)
-    if quick and size == "full":
-        size = "quick"
-    threads = choose_threads(threads)
-    base = {**COMMON, **SIZES[size], "optim.precision": precision, "progress": False, "threads": threads}
-    os.makedirs(out, exist_ok=True)
-    rows: list[dict] = []
-    t0 = time.perf_counter()
-    jobs = [(seed, name) for seed in range(seeds) for name in names]
-    bar = tqdm(jobs, desc="radapter demo", dynamic_ncols=True)
-    for seed, name in bar:
-        bar.set_postfix(seed=seed, method=name)
-        got, seconds = _method_rows(name, seed, rows, base, out)
-        for r in got:
-            r.pop("config", None)
-            r["method"] = name
-            r["seed"] = seed
-            r["wall_seconds"] = round(seconds, 2)
-        rows.extend(got)
-        log.info("%s seed %d: %.1f s", name, seed, seconds)
-    with open(os.path.join(out, "rows.jsonl"), "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    written = write_report(rows, out, title="radapter demo (offline world)", point_alpha=0.5, id_shift_set="id_shift")
-    doc = json.loads(open(written["results.json"]).read())
-    doc["checks"] = story_checks(doc, _model_params())
-    doc["seconds_total"] = round(time.perf_counter() - t0, 1)
-    written["results.json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    preview = seeds < 3 or size != "full"
-    with open(written["report.md"], "a", encoding="utf-8") as f:
-        f.write(
-            f"\n{checks_markdown(doc['checks'], preview)}\nWall time of the whole demo: {doc['seconds_total'] / 60:.1f} min.\n"
-        )
-    print(open(written["report.md"]).read())
-    print(f"written: {', '.join(str(p) for p in written.values())}")
-    return doc
+PART = DemoPart(
+    task="classification",
+    title="radapter demo: classification (offline world)",
+    common=COMMON,
+    sizes=SIZES,
+    runs=RUNS,
+    copies=COPIES,
+    quick=QUICK,
+    checks=story_checks,
+    point_alpha=0.5,
+    id_shift_set="id_shift",
+    wiseft_of={"wiseft": "ft"},
+)
