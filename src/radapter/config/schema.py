@@ -122,7 +122,16 @@ class OptimConfig:
 
 
 @dataclass
-class RAdapterMethodConfig:
+class PairLossConfig:
+    """The loss of a method that trains on (image, caption) pairs (R-Adapter, LoRA)."""
+
+    loss: str = field(default="mpm_nce", metadata=_help("mpm_nce | clip | ce"))
+    margin: float = field(default=0.05, metadata=_help("MPM-NCE margin δ on negatives"))
+    label_smoothing: float = field(default=0.02, metadata=_help("MPM-NCE / CE label smoothing ε"))
+
+
+@dataclass
+class RAdapterMethodConfig(PairLossConfig):
     """``method.radapter``: where adapters go and how they train (the deploy α is ``eval.alpha``)."""
 
     rank: int | None = _adapter_field("rank")
@@ -134,9 +143,6 @@ class RAdapterMethodConfig:
     blocks: list[int] | None = _adapter_field("blocks")
     positions: list[str] = _adapter_field("positions")
     use_ema: bool = field(default=True, metadata=_help("evaluate/merge the EMA adapter (false: the live weights)"))
-    loss: str = field(default="mpm_nce", metadata=_help("mpm_nce | clip | ce"))
-    margin: float = field(default=0.05, metadata=_help("MPM-NCE margin δ on negatives"))
-    label_smoothing: float = field(default=0.02, metadata=_help("MPM-NCE / CE label smoothing ε"))
 
     def adapter_config(self, alpha: float) -> RAdapterConfig:
         """The library's :class:`RAdapterConfig` of this section at deploy α ``alpha``."""
@@ -145,15 +151,12 @@ class RAdapterMethodConfig:
 
 
 @dataclass
-class LoraMethodConfig:
+class LoraMethodConfig(PairLossConfig):
     """``method.lora``: the LoRA baseline through peft, trained with the same loss as R-Adapter."""
 
     r: int = field(default=8, metadata=_help("LoRA rank"))
     lora_alpha: float = field(default=16.0, metadata=_help("peft's lora_alpha (scaling lora_alpha / r)"))
     dropout: float = field(default=0.0, metadata=_help("peft's lora_dropout"))
-    loss: str = field(default="mpm_nce", metadata=_help("mpm_nce | clip | ce"))
-    margin: float = 0.05
-    label_smoothing: float = 0.02
 
 
 @dataclass

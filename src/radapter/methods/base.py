@@ -9,7 +9,6 @@ every task whose batches carry what it :attr:`~Method.needs`; one that cannot se
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from ..backbones.loading import LoadedModel
 from ..config import ConfigError, RunConfig
 from ..tasks.base import Batch, Scorer, Task
 from ..training.schedule import param_groups
+from ..utils.registry import Registry
 
 
 @dataclass
@@ -144,24 +144,7 @@ class Method:
         return {}
 
 
-_METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: makes ``cls`` selectable as ``method.name: <cls.key>``."""
-    if not cls.key:
-        raise ValueError(f"{cls.__name__}: a method needs a non-empty 'key'")
-    _METHODS[cls.key] = cls
-    return cls
-
-
-def method_names() -> list[str]:
-    return sorted(_METHODS)
-
-
-def get_method(name: str) -> type[Method]:
-    if name not in _METHODS:
-        close = difflib.get_close_matches(name, list(_METHODS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"method.name: unknown method {name!r}{hint}; available: {', '.join(method_names())}")
-    return _METHODS[name]
+METHODS: Registry[type[Method]] = Registry("method", "method.name")
+register_method = METHODS.register  # class decorator: makes a Method selectable as ``method.name: <cls.key>``
+method_names = METHODS.names
+get_method = METHODS.get

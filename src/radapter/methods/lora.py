@@ -17,7 +17,7 @@ from ..adapters.io import export_merged
 from ..backbones import get_handler
 from ..tasks.base import Scorer
 from .base import Method, Variant, register_method
-from .objectives import loss_needs, pair_loss
+from .objectives import PairLossMethod
 
 TARGETS = {
     "open_clip": ["attn", "c_fc", "c_proj"],
@@ -41,20 +41,12 @@ def apply_lora(model, r: int, alpha: float, dropout: float, targets: list[str] |
 
 
 @register_method
-class Lora(Method):
+class Lora(PairLossMethod, Method):
     key = "lora"
-
-    @classmethod
-    def required(cls, cfg):
-        return loss_needs(cfg.method.lora.loss, "method.lora.loss")
 
     def setup(self) -> None:
         c = self.cfg.method.lora
         self.lora = apply_lora(self.model, c.r, c.lora_alpha, c.dropout)
-
-    def loss(self, batch):
-        c = self.cfg.method.lora
-        return pair_loss(self, batch, c.loss, c.margin, c.label_smoothing)
 
     def merged(self):
         """A plain copy of the backbone with the LoRA update merged in."""

@@ -38,3 +38,16 @@ def pair_loss(method, batch: Batch, loss: str, margin: float, label_smoothing: f
     if loss == "clip":
         return clip_loss(f, g, method.logit_scale)
     return mpm_nce_loss(f, g, batch.groups, method.logit_scale, margin, label_smoothing)
+
+
+class PairLossMethod:
+    """Mixin of methods trained with ``method.<key>.loss`` (R-Adapter, LoRA): what the task must provide follows
+    the chosen loss, and :meth:`loss` is that loss on a batch."""
+
+    @classmethod
+    def required(cls, cfg):
+        return loss_needs(getattr(cfg.method, cls.key).loss, f"method.{cls.key}.loss")
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        c = getattr(self.cfg.method, self.key)
+        return pair_loss(self, batch, c.loss, c.margin, c.label_smoothing)

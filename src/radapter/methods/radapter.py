@@ -20,16 +20,12 @@ from ..adapters.r_adapter import adapter_state_dict, iter_adapters
 from ..config import ConfigError
 from ..tasks.base import Scorer
 from .base import Method, Variant, register_method
-from .objectives import loss_needs, pair_loss
+from .objectives import PairLossMethod
 
 
 @register_method
-class RAdapterMethod(Method):
+class RAdapterMethod(PairLossMethod, Method):
     key = "radapter"
-
-    @classmethod
-    def required(cls, cfg):
-        return loss_needs(cfg.method.radapter.loss, "method.radapter.loss")
 
     @classmethod
     def check(cls, cfg, task) -> None:
@@ -47,10 +43,6 @@ class RAdapterMethod(Method):
     @property
     def use_ema(self) -> bool:
         return self.cfg.method.radapter.use_ema
-
-    def loss(self, batch):
-        c = self.cfg.method.radapter
-        return pair_loss(self, batch, c.loss, c.margin, c.label_smoothing)
 
     def after_step(self, step: int) -> None:
         ema_update(self.model)

@@ -9,7 +9,6 @@ method trains or merges. A new task is one module with a class registered by :fu
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -20,6 +19,7 @@ from torch.utils.data import Dataset
 
 from ..backbones.loading import LoadedModel
 from ..config import ConfigError, RunConfig
+from ..utils.registry import Registry
 
 # What a task's batches and set-up can hand a method (Task.provides / Method.needs):
 LABELS = "labels"  # integer class labels for every image
@@ -154,27 +154,10 @@ class Task:
         return {}
 
 
-_TASKS: dict[str, type[Task]] = {}
-
-
-def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: makes ``cls`` selectable as ``task: <cls.key>``."""
-    if not cls.key:
-        raise ValueError(f"{cls.__name__}: a task needs a non-empty 'key'")
-    _TASKS[cls.key] = cls
-    return cls
-
-
-def task_names() -> list[str]:
-    return sorted(_TASKS)
-
-
-def get_task(name: str) -> type[Task]:
-    if name not in _TASKS:
-        close = difflib.get_close_matches(name, list(_TASKS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"task: unknown task {name!r}{hint}; available: {', '.join(task_names())}")
-    return _TASKS[name]
+TASKS: Registry[type[Task]] = Registry("task", "task")
+register_task = TASKS.register  # class decorator: makes a Task selectable as ``task: <cls.key>``
+task_names = TASKS.names
+get_task = TASKS.get
 
 
 def build_entries(cls: type, entries: Sequence[Any], where: str, validate: Callable[[type, dict, str], Any]) -> list:
