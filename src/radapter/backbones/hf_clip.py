@@ -1,11 +1,19 @@
-"""Hugging Face ``transformers.CLIPModel`` (transformers 4.57+ and 5.x).
+"""Hugging Face ``transformers`` dual encoders: ``CLIPModel`` and its single-tower variants
+``CLIPVisionModelWithProjection`` / ``CLIPTextModelWithProjection`` (transformers 4.57+ and 5.x). SigLIP and
+SigLIP2 are in :mod:`radapter.backbones.hf_siglip`, built on :class:`HFDualEncoderHandler`.
 
 ``CLIPAttention`` calls ``self_attn.out_proj`` as a module and ``CLIPMLP`` calls ``mlp.fc2``, so the adapter
 wraps those linears directly ("post" order) and folds back into them at merge time.
+
+The single-tower classes are what a user loads to embed only images (or only texts) in CLIP's joint space —
+they keep the projection, unlike ``CLIPVisionModel`` / ``CLIPTextModel``, whose pooled outputs are not in that
+space and are not supported. They have no logit scale (:meth:`logit_scale` returns None) and adapting them needs
+``RAdapterConfig(towers="image")`` (or ``"text"``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,55 +22,81 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import AdapterSite, BackboneHandler, register_backbone
+from .base import AdapterSite, BackboneHandler, UnsupportedBackboneError, register_backbone
+from .hf_layers import hf_encoder_layers, hf_layer_sites, hf_set_grad_checkpointing
 
 
-def _pooled(out: Any) -> torch.Tensor:
-    # transformers 4.x returns the projected embeddings; 5.x returns a BaseModelOutputWithPooling whose
-    # pooler_output holds them.
+def pooled(out: Any, *keys: str) -> torch.Tensor:
+    """The embedding tensor of a transformers output: 4.x ``get_*_features`` return it directly, 5.x return a
+    ``BaseModelOutputWithPooling`` whose ``pooler_output`` holds it; ``*WithProjection`` models name it
+    ``image_embeds`` / ``text_embeds``."""
     if isinstance(out, torch.Tensor):
         return out
-    for key in ("pooler_output", "image_embeds", "text_embeds"):
+    for key in (*keys, "pooler_output", "image_embeds", "text_embeds"):
         value = getattr(out, key, None)
         if isinstance(value, torch.Tensor):
             return value
-    raise TypeError(f"unexpected output type from transformers get_*_features: {type(out).__name__}")
+    raise TypeError(f"unexpected output type from transformers: {type(out).__name__}")
 
 
-@register_backbone
-class HFClipHandler(BackboneHandler):
+def _text_kwargs(tokens: Any, use_mask: bool) -> dict[str, torch.Tensor]:
+    if isinstance(tokens, torch.Tensor):
+        return {"input_ids": tokens}
+    keys = ("input_ids", "attention_mask") if use_mask else ("input_ids",)
+    return {k: tokens[k] for k in keys if k in tokens}
+
+
+class HFDualEncoderHandler(BackboneHandler):
+    """Shared code of transformers CLIP-like models with ``vision_model`` / ``text_model`` encoders.
+
+    Subclasses set ``class_name`` (the transformers class), ``name``, and override the encoders where their
+    model differs.
+    """
+
     library = "transformers"
+    class_name = ""
+    tower_prefixes = {"image": "vision_model", "text": "text_model"}
+    use_attention_mask = True
 
     def matches(self, model: nn.Module) -> bool:
         try:
-            from transformers import CLIPModel
+            import transformers
         except ImportError:
             return False
-        return isinstance(model, CLIPModel)
+        cls = getattr(transformers, self.class_name, None)
+        return cls is not None and isinstance(model, cls)
+
+    def describe(self, model: nn.Module) -> str:
+        return f"transformers {type(model).__name__}"
+
+    def towers(self, model: nn.Module) -> tuple[str, ...]:
+        return tuple(self.tower_prefixes)
 
     def tower_blocks(self, model: nn.Module, tower: str) -> list[tuple[str, nn.Module]]:
-        prefix = "vision_model" if tower == "image" else "text_model"
-        layers = getattr(model, prefix).encoder.layers
-        return [(f"{prefix}.encoder.layers.{i}", layer) for i, layer in enumerate(layers)]
+        prefix = self.tower_prefixes[tower]
+        return hf_encoder_layers(getattr(model, prefix), prefix)
 
     def block_sites(self, path: str, block: nn.Module, tower: str, index: int) -> list[AdapterSite]:
-        d = block.self_attn.out_proj.out_features
-        return [
-            AdapterSite(f"{tower}.{index}.attn", f"{path}.self_attn.out_proj", f"{path}.self_attn.out_proj", "post", d),
-            AdapterSite(f"{tower}.{index}.mlp", f"{path}.mlp.fc2", f"{path}.mlp.fc2", "post", d),
-        ]
+        return hf_layer_sites(path, block, tower, index)
 
     def encode_image(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return _pooled(model.get_image_features(pixel_values=images))
+        return pooled(model.get_image_features(pixel_values=images))
 
     def encode_text(self, model: nn.Module, tokens: Any) -> torch.Tensor:
-        if isinstance(tokens, torch.Tensor):
-            return _pooled(model.get_text_features(input_ids=tokens))
-        kwargs = {k: tokens[k] for k in ("input_ids", "attention_mask") if k in tokens}
-        return _pooled(model.get_text_features(**kwargs))
+        return pooled(model.get_text_features(**_text_kwargs(tokens, self.use_attention_mask)))
 
-    def logit_scale(self, model: nn.Module) -> torch.Tensor:
+    def logit_scale(self, model: nn.Module) -> torch.Tensor | None:
         return model.logit_scale.exp()
+
+    def image_tower_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        """``vision_model.*`` plus ``visual_projection.*`` where the model has one (CLIP; SigLIP has none)."""
+        out = [(f"vision_model.{n}", p) for n, p in model.vision_model.named_parameters()]
+        if isinstance(getattr(model, "visual_projection", None), nn.Module):
+            out += [(f"visual_projection.{n}", p) for n, p in model.visual_projection.named_parameters()]
+        return out
+
+    def set_grad_checkpointing(self, model: nn.Module, enable: bool = True) -> None:
+        hf_set_grad_checkpointing(model, enable)
 
     def save_native(self, model: nn.Module, directory: str, info: dict[str, Any]) -> None:
         """``save_pretrained`` layout (safetensors), written to a temporary folder then moved in place."""
@@ -74,3 +108,68 @@ class HFClipHandler(BackboneHandler):
                 os.replace(os.path.join(tmp, name), os.path.join(directory, name))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _processor_note(self, info: dict[str, Any]) -> str:
+        base = str(info.get("name", "")).removeprefix("hf:")
+        return (
+            f"# tokenizer and image processor: the base model's, e.g. AutoProcessor.from_pretrained({json.dumps(base)})"
+        )
+
+    def loading_snippet(self, directory: str, info: dict[str, Any]) -> str:
+        return "\n".join(
+            [
+                f"from transformers import {self.class_name}",
+                "",
+                f"model = {self.class_name}.from_pretrained({json.dumps(directory)})",
+                self._processor_note(info),
+            ]
+        )
+
+    def base_snippet(self, info: dict[str, Any]) -> str:
+        base = str(info.get("name", "")).removeprefix("hf:")
+        return f"from transformers import {self.class_name}\n\nbase = {self.class_name}.from_pretrained({json.dumps(base)})"
+
+
+@register_backbone
+class HFClipHandler(HFDualEncoderHandler):
+    name = "transformers-clip"
+    class_name = "CLIPModel"
+
+
+@register_backbone
+class HFClipVisionHandler(HFDualEncoderHandler):
+    name = "transformers-clip-vision"
+    class_name = "CLIPVisionModelWithProjection"
+    tower_prefixes = {"image": "vision_model"}
+
+    def encode_image(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return pooled(model(pixel_values=images), "image_embeds")
+
+    def encode_text(self, model: nn.Module, tokens: Any) -> torch.Tensor:
+        raise UnsupportedBackboneError("a CLIPVisionModelWithProjection has no text tower")
+
+    def logit_scale(self, model: nn.Module) -> None:
+        return None
+
+
+@register_backbone
+class HFClipTextHandler(HFDualEncoderHandler):
+    name = "transformers-clip-text"
+    class_name = "CLIPTextModelWithProjection"
+    tower_prefixes = {"text": "text_model"}
+
+    def encode_image(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        raise UnsupportedBackboneError("a CLIPTextModelWithProjection has no image tower")
+
+    def encode_text(self, model: nn.Module, tokens: Any) -> torch.Tensor:
+        return pooled(model(**_text_kwargs(tokens, True)), "text_embeds")
+
+    def logit_scale(self, model: nn.Module) -> None:
+        return None
+
+    def image_tower_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        raise UnsupportedBackboneError("a CLIPTextModelWithProjection has no image tower")
+
+
+# SigLIP / SigLIP2 handlers live next door; importing them here registers them with the CLIP ones.
+from . import hf_siglip  # noqa: E402, F401
