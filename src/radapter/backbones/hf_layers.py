@@ -88,7 +88,13 @@ def hf_layer_sites(path: str, layer: nn.Module, tower: str, index: int) -> list[
 def hf_set_grad_checkpointing(model: nn.Module, enable: bool) -> None:
     """``gradient_checkpointing_enable`` with non-reentrant checkpoints (re-entrant ones give adapters inside
     frozen layers no gradient: the frozen layer's inputs do not require grad, so neither does its output)."""
-    if enable:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5.x (the gradient_* names are deprecated)
+        if enable:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.activation_checkpointing_disable()
+    elif enable:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     else:
         model.gradient_checkpointing_disable()

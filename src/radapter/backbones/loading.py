@@ -65,11 +65,17 @@ class HFTokenizer:
 
 
 def _size(value: Any) -> int:
+    """An image size from an int, a (h, w) pair, or an image processor's size dict (transformers 4: ``dict``,
+    5: ``SizeDict``) holding ``shortest_edge`` or ``height``."""
     if isinstance(value, (list, tuple)):
         return int(value[0])
-    if isinstance(value, dict):
-        return int(value.get("shortest_edge") or value.get("height"))
-    return int(value)
+    if isinstance(value, (int, float)):
+        return int(value)
+    for key in ("shortest_edge", "height"):
+        found = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+        if found:
+            return int(found)
+    raise ValueError(f"cannot read an image size from {value!r}")
 
 
 def resolve_open_clip(spec: str, pretrained: str | None) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
