@@ -290,7 +290,9 @@ def _adaptable_towers(model) -> tuple[tuple[str, ...], str]:
             handler.sites(model, (tower,), None, ["attn", "mlp"])
             ok.append(tower)
         except radapter.UnsupportedBackboneError as e:
-            why.append(str(e).split(". ")[0])
+            # the table keeps the message's first clause; the library's message goes on with what is supported
+            short = re.split(r"\. |; radapter | \(it has ", str(e))[0]
+            why.append(short.replace("the image tower of this open_clip model is a", "image tower:"))
     return tuple(ok), "; ".join(why)
 
 
@@ -396,6 +398,7 @@ def render(rows: list[dict], versions: str) -> str:
     part = sum(1 for r in oc if r["adapts"].endswith("only") and _passes(r))
     refused = sum(1 for r in oc if r["adapts"] == "no" and not r["why"].startswith("ERROR"))
     failed = len(oc) - full - part - refused
+    timm_rows = [r for r in oc if r["image"].startswith("timm ")]
     lines = [
         "# Backbones R-Adapter adapts",
         "",
@@ -410,11 +413,17 @@ def render(rows: list[dict], versions: str) -> str:
         "test something). Sites = adapters (attention + MLP per transformer block of the adapted towers).",
         "",
         f"**open_clip: {len(oc)} configs — {full} adapt both towers, {part} adapt their text tower only (the image "
-        f"tower is convolutional), {refused} are refused, {failed} failed a check.** transformers: "
-        f"{sum(_passes(r) for r in hf)} of {len(hf)} classes pass.",
+        f"tower is convolutional), {refused} adapt neither, {failed} failed a check; of the {len(timm_rows)} configs "
+        f"with a timm image tower, {sum(1 for r in timm_rows if r['adapts'] == 'yes' and _passes(r))} adapt it.** "
+        f"transformers: {sum(_passes(r) for r in hf)} of {len(hf)} classes pass.",
         "",
-        "Not adapted in any model: pooling heads (SigLIP / PE-Core attention pooling, CoCa's attentional pooler),",
-        "projections, embeddings; convolutional stems of hybrids are listed under *skipped*.",
+        "Refused towers are convolutional: open_clip's ModifiedResNet (RN50 …), timm ConvNeXt, and timm FastViT",
+        "(MobileCLIP-S*: its last stage's attention blocks mix NCHW maps and use 1×1-convolution MLPs). Their text",
+        'towers adapt (`RAdapterConfig(towers="text")`). Hybrids (ViTamin, MobileCLIP-B) adapt their transformer',
+        "blocks and warn about the convolutional stem they skip (column *skipped*). Never adapted: pooling heads",
+        "(SigLIP / PE-Core attention pooling, CoCa's attentional pooler), projections, embeddings.",
+        "",
+        "Regenerate: `PYTHONPATH=src python scripts/backbone_table.py` (about a minute on one CPU core).",
         "",
         "| config | image tower | text tower | adapts? | sites | merge | reload | moved | why not / skipped |",
         "|---|---|---|---|---|---|---|---|---|",
