@@ -53,10 +53,13 @@ def _step(model, images, tokens, labels, seed):
     return loss.detach(), torch.autograd.grad(loss, radapter.adapter_parameters(model))
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_checkpointing_gives_the_same_loss_and_adapter_gradients(tmp_path, kind):
+@pytest.mark.parametrize(
+    "kind,granularity",
+    [(k, "token") for k in KINDS] + [("open_clip", "sample"), ("open_clip", "adapter"), ("timm-siglip", "sample")],
+)
+def test_checkpointing_gives_the_same_loss_and_adapter_gradients(tmp_path, kind, granularity):
     model, size, eos = build(kind, tmp_path)
-    config = radapter.RAdapterConfig(drop_prob=0.5, drop_granularity="token")
+    config = radapter.RAdapterConfig(drop_prob=0.5, drop_granularity=granularity)
     model = radapter.apply_r_adapter(model, config)
     randomize_adapters(model)
     model.train()
