@@ -66,8 +66,12 @@ def test_checkpointing_gives_the_same_loss_and_adapter_gradients(tmp_path, kind,
     images, tokens = inputs(size, batch=4, eos=eos)
     labels = torch.tensor([0, 1, 0, 2])
     calls = []
-    first_adapter = next(iter(radapter.iter_adapters(model)))[1]
-    first_adapter.register_forward_hook(lambda *_: calls.append(1))
+    firsts = {}  # the first adapter of each tower: both towers' blocks must be recomputed
+    for name, adapter in radapter.iter_adapters(model):
+        firsts.setdefault(name.split(".")[0], adapter)
+    assert sorted(firsts) == ["image", "text"]
+    for tower, adapter in firsts.items():
+        adapter.register_forward_hook(lambda *_, tower=tower: calls.append(tower))
 
     loss, grads = _step(model, images, tokens, labels, seed=3)
     plain_calls = len(calls)
@@ -77,7 +81,8 @@ def test_checkpointing_gives_the_same_loss_and_adapter_gradients(tmp_path, kind,
     set_grad_checkpointing(model, True)
     calls.clear()
     loss_ckpt, grads_ckpt = _step(model, images, tokens, labels, seed=3)
-    assert len(calls) == 2 * plain_calls  # the block really was recomputed during backward
+    assert len(calls) == 2 * plain_calls  # the blocks really were recomputed during backward
+    assert calls.count("image") == calls.count("text") == plain_calls
     assert torch.allclose(loss_ckpt, loss, rtol=1e-6, atol=0)
     for a, b in zip(grads_ckpt, grads):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-8)
