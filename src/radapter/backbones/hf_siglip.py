@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .base import register_backbone
-from .hf_clip import HFDualEncoderHandler, pooled
+from .hf_base import HFDualEncoderHandler, pooled
 
 
 @register_backbone

@@ -22,7 +22,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import open_clip
 import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from .base import supported_backbones
@@ -91,8 +93,6 @@ def resolve_open_clip(spec: str, pretrained: str | None) -> tuple[str, dict[str,
     the mismatch. When the pretrained tag says ``quick_gelu``, the model is built with ``force_quick_gelu=True``
     and ``model_cfg["quick_gelu"] = True`` is recorded, so an exported model is rebuilt with QuickGELU too.
     """
-    import open_clip
-
     name, model_cfg = spec, None
     if spec.startswith("local-dir:"):
         cfg_path = os.path.join(spec[len("local-dir:") :], "open_clip_config.json")
@@ -130,8 +130,6 @@ def resolve_open_clip(spec: str, pretrained: str | None) -> tuple[str, dict[str,
 
 
 def _load_open_clip(spec: str, pretrained: str | None, device: str) -> LoadedModel:
-    import open_clip
-
     name, model_cfg, tag, kwargs = resolve_open_clip(spec, pretrained)
     model, _, _ = open_clip.create_model_and_transforms(name, pretrained=tag, device=device, **kwargs)
     tokenizer = open_clip.get_tokenizer(name)
@@ -162,7 +160,6 @@ def _hf_preprocess(name: str, model_type: str, config: Any) -> dict[str, Any]:
     """``{"size", "mean", "std", "interpolation", "resize_mode"}`` from the folder's image processor, or the
     family's defaults when it has none. CLIP: resize the short side, centre crop; SigLIP: resize to the square
     ("squash", no crop); SigLIP2 (NaFlex): the largest square of at most ``max_num_patches`` patches."""
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
     from transformers import AutoImageProcessor
 
     vision = getattr(config, "vision_config", config)

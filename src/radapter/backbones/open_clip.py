@@ -22,7 +22,18 @@ import json
 import os
 from typing import Any
 
+import open_clip
 import torch
+from open_clip.coca_model import CoCa
+from open_clip.hf_model import HFTextEncoder
+from open_clip.model import CLIP, CustomTextCLIP
+from open_clip.timm_model import TimmModel
+from open_clip.transformer import (
+    CustomResidualAttentionBlock,
+    ResidualAttentionBlock,
+    TextTransformer,
+    VisionTransformer,
+)
 from torch import nn
 
 from ..utils import atomic_save_safetensors, atomic_write_text
@@ -31,21 +42,12 @@ from .hf_layers import hf_encoder_layers, hf_layer_sites, hf_set_grad_checkpoint
 from .timm_towers import set_timm_grad_checkpointing, timm_block_sites, timm_tower_blocks
 
 
-def _open_clip_classes() -> tuple[type, ...]:
-    from open_clip.coca_model import CoCa
-    from open_clip.model import CLIP, CustomTextCLIP
-
-    return (CLIP, CustomTextCLIP, CoCa)
-
-
 def _text_module(model: nn.Module) -> nn.Module | None:
     """The text tower module (``CustomTextCLIP.text``), or None for ``CLIP``, which keeps its text parts flat."""
     return getattr(model, "text", None)
 
 
 def _native_sites(path: str, block: nn.Module, tower: str, index: int) -> list[AdapterSite]:
-    from open_clip.transformer import CustomResidualAttentionBlock
-
     if isinstance(block, CustomResidualAttentionBlock):
         # The adapter must see out_proj's output directly: a norm in between would not fold into it.
         if not isinstance(block.ln_attn, nn.Identity) or not isinstance(block.mlp.ln, nn.Identity):
@@ -66,20 +68,13 @@ class OpenClipHandler(BackboneHandler):
     priority = 0
 
     def matches(self, model: nn.Module) -> bool:
-        try:
-            return isinstance(model, _open_clip_classes())
-        except ImportError:  # pragma: no cover - open_clip is a hard dependency
-            return False
+        return isinstance(model, (CLIP, CustomTextCLIP, CoCa))
 
     def describe(self, model: nn.Module) -> str:
         return f"open_clip {type(model).__name__}"
 
     # --- towers ----------------------------------------------------------------------------------------------
     def tower_blocks(self, model: nn.Module, tower: str) -> list[tuple[str, nn.Module]]:
-        from open_clip.hf_model import HFTextEncoder
-        from open_clip.timm_model import TimmModel
-        from open_clip.transformer import TextTransformer, VisionTransformer
-
         if tower == "image":
             visual = model.visual
             if isinstance(visual, VisionTransformer):
@@ -106,8 +101,6 @@ class OpenClipHandler(BackboneHandler):
         )
 
     def block_sites(self, path: str, block: nn.Module, tower: str, index: int) -> list[AdapterSite]:
-        from open_clip.transformer import CustomResidualAttentionBlock, ResidualAttentionBlock
-
         if isinstance(block, (ResidualAttentionBlock, CustomResidualAttentionBlock)):
             return _native_sites(path, block, tower, index)
         if tower == "image":
@@ -130,8 +123,6 @@ class OpenClipHandler(BackboneHandler):
         return [(f"visual.{n}", p) for n, p in model.visual.named_parameters()]
 
     def set_grad_checkpointing(self, model: nn.Module, enable: bool = True) -> None:
-        from open_clip.hf_model import HFTextEncoder
-        from open_clip.timm_model import TimmModel
 
         if isinstance(model.visual, TimmModel):
             set_timm_grad_checkpointing(model.visual, enable)
@@ -206,7 +197,5 @@ class OpenClipHandler(BackboneHandler):
 
 def open_clip_cfg_quick_gelu(name: str) -> bool:
     """Whether open_clip's own config ``name`` already builds QuickGELU (``*-quickgelu`` configs)."""
-    import open_clip
-
     cfg = open_clip.get_model_config(name) if name in open_clip.list_models() else None
     return bool(cfg and cfg.get("quick_gelu"))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from timm.layers import use_reentrant_ckpt
 from torch import nn
 
 from .base import AdapterSite, UnsupportedBackboneError, linear_out_features, warn_skipped
@@ -122,8 +123,6 @@ def set_timm_grad_checkpointing(visual: nn.Module, enable: bool) -> None:
     """timm's own checkpointing of the trunk. Refuses re-entrant checkpointing (``TIMM_REENTRANT_CKPT=1``): with
     every base weight frozen, a re-entrant checkpoint's output does not require grad, so the adapters inside
     would silently get no gradient."""
-    from timm.layers import use_reentrant_ckpt
-
     if enable and use_reentrant_ckpt():
         raise RuntimeError(
             "timm is set to re-entrant activation checkpointing (TIMM_REENTRANT_CKPT or "
