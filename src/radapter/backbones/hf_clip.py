@@ -1,6 +1,6 @@
 """Hugging Face ``transformers`` dual encoders: ``CLIPModel`` and its single-tower variants
 ``CLIPVisionModelWithProjection`` / ``CLIPTextModelWithProjection`` (transformers 4.57+ and 5.x). SigLIP and
-SigLIP2 are in :mod:`radapter.backbones.hf_siglip`, built on :class:`HFDualEncoderHandler`.
+SigLIP2 are in :mod:`radapter.backbones.hf_siglip`; both build on :class:`radapter.backbones.hf_base.HFDualEncoderHandler`.
 
 ``CLIPAttention`` calls ``self_attn.out_proj`` as a module and ``CLIPMLP`` calls ``mlp.fc2``, so the adapter
 wraps those linears directly ("post" order) and folds back into them at merge time.
