@@ -1,5 +1,5 @@
-"""Training losses: MPM-NCE (Kim et al., ECCV 2024, §3.4), the CLIP/FLYP contrastive loss and the
-zero-shot-head cross-entropy, with features gathered across processes.
+"""Training losses: MPM-NCE (Kim et al., ECCV 2024, §3.4), the CLIP/FLYP contrastive loss, the multi-positive
+sigmoid loss for SigLIP models and the zero-shot-head cross-entropy, with features gathered across processes.
 
 MPM-NCE on a batch of B pairs with L2-normalised features ``f_i`` (images), ``g_j`` (texts) and group labels
 ``c_i`` (class id for classification, image id for retrieval)::
@@ -117,6 +117,49 @@ def clip_loss(
     logits = logit_scale * image_features @ text_features.t()
     target = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+
+def sigmoid_loss(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    logit_scale: float | torch.Tensor = 10.0,
+    logit_bias: float | torch.Tensor | None = -10.0,
+    gather: bool = True,
+) -> torch.Tensor:
+    """Multi-positive sigmoid loss (SigLIP, Zhai et al., ICCV 2023), positives = pairs of the same group.
+
+    Every image–text pair is an independent binary problem; with group labels ``c`` (class id for classification,
+    image id for retrieval, as for MPM-NCE) every pair of the same group is a positive::
+
+        z_ij = t · f_i·g_j + b                      (t = logit_scale, already exponentiated; b = logit_bias)
+        s_ij = +1 if c_i = c_j else −1
+        L    = −(1/B) Σ_i Σ_j log σ(s_ij · z_ij)
+
+    With ``labels=None`` only the diagonal is positive (SigLIP's loss). The sum over all B² pairs is divided by B,
+    as SigLIP does, so the loss does not shrink with the batch. Under ``torch.distributed`` features and labels are
+    all-gathered (:func:`gather_batch`) and B is the global batch; the gradient equals one process's on the
+    global batch (tested), like MPM-NCE's. Pass the model's frozen scale and bias
+    (``radapter.backbones.logit_scale(model)``, ``logit_bias(model)``; SigLIP: t ≈ 110, b ≈ −17 after
+    pre-training, 10 and −10 at initialisation).
+
+    Args:
+        image_features: [B, D] L2-normalised image embeddings f_i.
+        text_features: [B, D] L2-normalised text embeddings g_j.
+        labels: [B] group ids c_i, or None for one positive per row (the diagonal).
+        logit_scale: t.
+        logit_bias: b (None or 0 for none).
+        gather: Gather over processes when ``torch.distributed`` is initialised.
+    """
+    if labels is None:
+        labels = torch.arange(image_features.shape[0], device=image_features.device)
+    if gather:
+        image_features, text_features, labels = gather_batch(image_features, text_features, labels)
+    logits = logit_scale * image_features @ text_features.t()
+    if logit_bias is not None:
+        logits = logits + logit_bias
+    sign = 2.0 * (labels.view(-1, 1) == labels.view(1, -1)).to(logits.dtype) - 1.0
+    return -F.logsigmoid(sign * logits).sum() / image_features.shape[0]
 
 
 def head_cross_entropy(
