@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 
 from conftest import tiny_train_args
-from radapter.adapters.card import _PLACEHOLDER_DIR
+from radapter.adapters.card import PLACEHOLDER_DIR
 from radapter.cli.main import main
 
 
 def _run_card_snippet(folder, image_path, capsys) -> str:
     card = (folder / "README.md").read_text()
     code = re.search(r"## Classify an image.*?```python\n(.*?)```", card, flags=re.S).group(1)
-    code = code.replace(_PLACEHOLDER_DIR, str(folder)).replace('"image.jpg"', json.dumps(str(image_path)))
+    code = code.replace(PLACEHOLDER_DIR, str(folder)).replace('"image.jpg"', json.dumps(str(image_path)))
     capsys.readouterr()
     exec(compile(code, "model-card-snippet", "exec"), {})
     return capsys.readouterr().out.strip()

@@ -22,7 +22,7 @@ from .adapters.io import count_parameters, export_merged, load_adapter, print_tr
 from .backbones import UnsupportedBackboneError, encode_image, encode_text, get_handler
 from .backbones.loading import LoadedModel, load_model
 from .errors import ConfigError, UserError
-from .losses import clip_loss, gather_batch, head_cross_entropy, mpm_nce_loss
+from .losses import clip_loss, gather_batch, head_cross_entropy, mpm_nce_loss, sigmoid_loss
 from .utils.perf import use_fast_frozen_linear
 from .version import __version__
 from .zeroshot import OPENAI_IMAGENET_TEMPLATES, build_zero_shot_head
@@ -59,5 +59,6 @@ __all__ = [
     "remove_adapters",
     "save_adapter",
     "set_alpha",
+    "sigmoid_loss",
     "use_fast_frozen_linear",
 ]

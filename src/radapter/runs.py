@@ -21,6 +21,12 @@ from typing import Any
 import torch
 
 from .adapters.io import save_classifier
+from .backbones import (
+    frozen_weights_held,
+    hold_frozen_weights,
+    restore_frozen_weights,
+    set_grad_checkpointing,
+)
 from .backbones.loading import LoadedModel, load_model
 from .config import ConfigError, RunConfig, build_dataclass, load_yaml, save_config, set_dotted
 from .data import DataError, scan_images
@@ -77,6 +83,12 @@ def check_config(cfg: RunConfig) -> tuple[type[Task], type[Method]]:
     task_cls, method_cls = get_task(cfg.task), get_method(cfg.method.name)
     task_cls.check_config(cfg)
     method_cls.check(cfg, task_cls)
+    if cfg.optim.frozen_dtype not in ("fp32", "bf16"):
+        raise ConfigError(f"optim.frozen_dtype: expected fp32 or bf16, got {cfg.optim.frozen_dtype!r}")
+    if cfg.optim.frozen_dtype == "bf16" and cfg.optim.precision == "fp32":
+        raise ConfigError(
+            "optim.frozen_dtype: bf16 weights need low-precision compute: set optim.precision bf16 (or fp16 on CUDA)"
+        )
     return task_cls, method_cls
 
 
@@ -201,6 +213,11 @@ class Run:
         torch.manual_seed(cfg.seed)  # the same adapter/head initialisation on every rank and every resume
         method = self.method_cls(cfg, backbone, task, alpha)
         self.parts = Parts(backbone, task, method, alpha)
+        if not eval_only and method.trains:
+            if cfg.optim.grad_checkpointing:
+                set_grad_checkpointing(backbone.model, True)
+            if cfg.optim.frozen_dtype == "bf16":
+                hold_frozen_weights(backbone.model, torch.bfloat16)
         if eval_only and method.trains:
             if self.ckpt is None:
                 raise InputFileError(f"{self.out}: no checkpoint to evaluate (train it first)")
@@ -219,6 +236,8 @@ class Run:
         data = TrainData(task.train_dataset(), task.train_size(), task.collate)
         self.trained_step = trainer.fit(method, data, resume_from=self.ckpt)
         self.train_seconds = trainer.train_seconds
+        if frozen_weights_held(method.model):
+            restore_frozen_weights(method.model)  # evaluation, merge and export use the exact fp32 weights
 
     # --- evaluation ------------------------------------------------------------------------------------
     def evaluate(self, alphas: list[float] | None = None, results_name: str = "results.jsonl", export: bool = True):
@@ -241,13 +260,7 @@ class Run:
             if export and parts.method.trains:
                 exports = parts.method.export(self.out, parts.alpha)
                 if classifier and "merged" in exports:
-                    info = parts.backbone.info
-                    save_classifier(
-                        exports["merged"],
-                        **classifier,
-                        library=info.get("library", ""),
-                        preprocess=info.get("preprocess_cfg"),
-                    )
+                    save_classifier(exports["merged"], parts.backbone.model, **classifier)
                 size = _dir_bytes(exports.get("adapter"))
                 for r in rows:
                     r["adapter_bytes"] = size

@@ -17,8 +17,33 @@ CONFIG = {
 OPEN_CLIP = {"library": "open_clip", "name": "ViT-B-16", "pretrained": "openai", "model_cfg": {"embed_dim": 512}}
 
 
+HF = {"library": "transformers", "name": "hf:openai/clip-vit-base-patch16", "pretrained": None}
+
+
+def _handler(kind):
+    """The real backbone handler (the loading code in a card is its snippet)."""
+    from conftest import BUILDERS
+    from radapter.backbones import get_handler
+
+    return get_handler(BUILDERS[kind]())
+
+
 def _info(**kw):
-    return {"base_model": OPEN_CLIP, "config": CONFIG, "trainable_params": 20_447_280, "library_version": "9.9.9", **kw}
+    base = kw.get("base_model", OPEN_CLIP)
+    handler = _handler("hf" if base["library"] == "transformers" else "open_clip")
+    return {
+        "base_model": base,
+        "config": CONFIG,
+        "trainable_params": 20_447_280,
+        "library_version": "9.9.9",
+        "base_code": handler.base_snippet(base),
+        **kw,
+    }
+
+
+def _merged(base, folder="path/to/this/folder", **kw):
+    handler = _handler("hf" if base["library"] == "transformers" else "open_clip")
+    return {"base_model": base, "load_code": handler.loading_snippet(folder, base), **kw}
 
 
 def test_adapter_card_open_clip():
@@ -45,8 +70,7 @@ def test_adapter_card_open_clip():
 
 
 def test_adapter_card_transformers_and_config_file_bases():
-    hf = {"library": "transformers", "name": "hf:openai/clip-vit-base-patch16", "pretrained": None}
-    card = adapter_card(_info(base_model=hf))
+    card = adapter_card(_info(base_model=HF))
     assert 'base = CLIPModel.from_pretrained("openai/clip-vit-base-patch16")' in card
     assert 'base_model: "openai/clip-vit-base-patch16"' in card
     cfg = {"library": "open_clip", "name": "tests/tiny.json", "pretrained": "none"}
@@ -57,14 +81,13 @@ def test_adapter_card_transformers_and_config_file_bases():
 
 
 def test_merged_card_open_clip_and_transformers():
-    card = merged_card({"base_model": OPEN_CLIP, "alpha": 0.5, "config": {}, "trainable_params": None, "path": "m"})
+    card = merged_card(_merged(OPEN_CLIP, "m", alpha=0.5, config={}, trainable_params=None))
     assert "library_name: open_clip" in card
     assert "merged at α = 0.5" in card
     assert 'open_clip.create_model_and_transforms("local-dir:m")' in card
     assert 'open_clip.get_tokenizer("local-dir:m")' in card
     assert "radapter.load_adapter" not in card and "## R-Adapter configuration" not in card
-    hf = {"library": "transformers", "name": "hf:openai/clip-vit-base-patch16"}
-    card = merged_card({"base_model": hf, "alpha": 0.8, "config": CONFIG, "trainable_params": 20_447_280})
+    card = merged_card(_merged(HF, alpha=0.8, config=CONFIG, trainable_params=20_447_280))
     assert "library_name: transformers" in card
     assert 'CLIPModel.from_pretrained("path/to/this/folder")' in card
     # the card states the α the model was merged at, never a contradicting config α next to it
@@ -74,9 +97,14 @@ def test_merged_card_open_clip_and_transformers():
 
 def test_cards_include_the_results_table_they_are_given():
     table = "| method | α | IN (ID) |\n|---|---|---|\n| R-Adapter | 0.5 | 78.0 |"
-    card = merged_card({"base_model": OPEN_CLIP, "alpha": 0.5, "results": table})
+    card = merged_card(_merged(OPEN_CLIP, alpha=0.5, results=table))
     assert "## Results" in card and table in card
-    assert "## Results" not in merged_card({"base_model": OPEN_CLIP, "alpha": 0.5})
+    assert "## Results" not in merged_card(_merged(OPEN_CLIP, alpha=0.5))
+
+
+def test_a_card_without_loading_code_is_an_error():
+    with pytest.raises(ValueError, match="load_code"):
+        merged_card({"base_model": OPEN_CLIP, "alpha": 0.5})
 
 
 def test_unknown_library_is_an_error():

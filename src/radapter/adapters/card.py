@@ -35,7 +35,7 @@ CITATION = """@inproceedings{kim2024efficient,
 }"""
 
 _LIBRARIES = {"open_clip": "open_clip", "open-clip": "open_clip", "transformers": "transformers", "hf": "transformers"}
-_PLACEHOLDER_DIR = "path/to/this/folder"
+PLACEHOLDER_DIR = "path/to/this/folder"
 
 
 def _base(info: dict) -> dict:
@@ -60,27 +60,8 @@ def describe_base(base: dict) -> str:
     return f"{base['library']} `{name}`{tag}"
 
 
-def _base_loading_code(base: dict) -> tuple[list[str], list[str]]:
-    """(import lines, code lines) that build the base model as ``base`` with plain open_clip or transformers."""
-    name = base["name"]
-    if base["library"] == "transformers":
-        return ["from transformers import CLIPModel"], [
-            f"base = CLIPModel.from_pretrained({json.dumps(name.removeprefix('hf:'))})"
-        ]
-    if name.endswith(".json") and not name.startswith("local-dir:"):
-        # A model-config file: open_clip knows it once registered, under the file's stem.
-        stem = name.rsplit("/", 1)[-1][: -len(".json")]
-        code = [
-            f"open_clip.add_model_config({json.dumps(name)})",
-            f"base, _, preprocess = open_clip.create_model_and_transforms({json.dumps(stem)})",
-        ]
-        if not base.get("pretrained"):
-            code.append("# randomly initialised base: load the same base weights the adapter was trained on")
-        return ["import open_clip"], code
-    tag = f", pretrained={json.dumps(base['pretrained'])}" if base.get("pretrained") else ""
-    return ["import open_clip"], [
-        f"base, _, preprocess = open_clip.create_model_and_transforms({json.dumps(name)}{tag})"
-    ]
+def _missing_code(key: str) -> str:
+    raise ValueError(f"model card: info[{key!r}] must hold the loading code (the backbone handler's snippet)")
 
 
 def _front_matter(library: str, base: dict, tags: list[str]) -> str:
@@ -154,8 +135,8 @@ def adapter_card(info: dict) -> str:
     base = _base(info)
     config = info.get("config") or {}
     alpha = config.get("alpha", 0.5)
-    folder = info.get("path") or _PLACEHOLDER_DIR
-    imports, code = _base_loading_code(base)
+    folder = info.get("path") or PLACEHOLDER_DIR
+    base_code = info.get("base_code") or _missing_code("base_code")
     parts = [
         _front_matter("radapter", base, ["clip", "r-adapter", "robust-fine-tuning", "adapter"]),
         "",
@@ -171,9 +152,8 @@ def adapter_card(info: dict) -> str:
         "## Usage",
         "",
         "```python",
-        *sorted([*imports, "import radapter"]),
-        "",
-        *code,
+        "import radapter",
+        base_code,
         f"model = radapter.load_adapter(base, {json.dumps(folder)})  # eval mode: EMA weights, α = {alpha:g}",
         f"merged = radapter.merge_r_adapter(model, alpha={alpha:g})  # a plain {base['library']} model, no adapter code",
         "```",
@@ -205,27 +185,8 @@ def merged_card(info: dict) -> str:
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         side = "beyond the fine-tuned model" if alpha > 1 else "past the zero-shot model, away from the fine-tuned one"
         rescaling += f" — an extrapolation {side} (WiSE-FT reports such points; they are not interpolations)"
-    folder = info.get("path") or _PLACEHOLDER_DIR
-    if base["library"] == "transformers":
-        library, code = (
-            "transformers",
-            [
-                "from transformers import CLIPModel",
-                "",
-                f"model = CLIPModel.from_pretrained({json.dumps(folder)})",
-                "# preprocessing and tokenizer are unchanged from the base model's",
-            ],
-        )
-    else:
-        library, code = (
-            "open_clip",
-            [
-                "import open_clip",
-                "",
-                f"model, _, preprocess = open_clip.create_model_and_transforms({json.dumps('local-dir:' + folder)})",
-                f"tokenizer = open_clip.get_tokenizer({json.dumps('local-dir:' + folder)})",
-            ],
-        )
+    library = base["library"]
+    code = (info.get("load_code") or _missing_code("load_code")).splitlines()
     parts = [
         _front_matter(library, base, ["clip", "r-adapter", "robust-fine-tuning", "merged"]),
         "",
@@ -253,50 +214,45 @@ def merged_card(info: dict) -> str:
     return "\n".join(parts)
 
 
-def classifier_section(library: str, preprocess: dict | None = None, folder: str | None = None) -> str:
+def classifier_section(library: str, load_code: str, preprocess: dict | None = None) -> str:
     """Markdown: classifying an image with the exported model and its ``classifier.json`` +
-    ``zero_shot_head.safetensors``, in plain open_clip or transformers (no radapter code)."""
-    folder = folder or _PLACEHOLDER_DIR
-    common = [
-        "import json",
-        "",
-        "import torch",
-        "from PIL import Image",
-        "from safetensors.torch import load_file",
-    ]
+    ``zero_shot_head.safetensors``, in plain open_clip or transformers (no radapter code).
+
+    Args:
+        library: "open_clip" or "transformers".
+        load_code: The handler's loading snippet; it defines ``model`` (and open_clip's ``preprocess``).
+        preprocess: The recorded preprocessing (size, mean, std, resize_mode) for transformers models, whose
+            export carries no image processor.
+    """
+    lines = ["import json", "", "import torch", "from PIL import Image", "from safetensors.torch import load_file"]
+    lines += [line for line in load_code.splitlines() if line.strip() and not line.startswith("#")]
+    lines.append(f"folder = {json.dumps(PLACEHOLDER_DIR)}")
     if library == "transformers":
         pp = preprocess or {}
-        size = int(pp.get("size", 224)) if not isinstance(pp.get("size"), (list, tuple)) else int(pp["size"][0])
-        mean, std = (
-            list(pp.get("mean", [0.48145466, 0.4578275, 0.40821073])),
-            list(pp.get("std", [0.26862954, 0.26130258, 0.27577711])),
-        )
-        load = [
-            "from transformers import CLIPImageProcessor, CLIPModel",
-            "",
-            f"folder = {json.dumps(folder)}",
-            "model = CLIPModel.from_pretrained(folder).eval()",
-            f"processor = CLIPImageProcessor(size={{'shortest_edge': {size}}}, crop_size={{'height': {size}, 'width': {size}}},",
-            f"                               image_mean={mean}, image_std={std})",
-            'image = processor(images=Image.open("image.jpg").convert("RGB"), return_tensors="pt")["pixel_values"]',
-            "with torch.no_grad():",
+        size = pp.get("size", 224)
+        size = int(size[0] if isinstance(size, (list, tuple)) else size)
+        mean = list(pp.get("mean", [0.48145466, 0.4578275, 0.40821073]))
+        std = list(pp.get("std", [0.26862954, 0.26130258, 0.27577711]))
+        resize = f"T.Resize(({size}, {size}), interpolation=T.InterpolationMode.BICUBIC)"
+        if pp.get("resize_mode") != "squash":
+            resize = f"T.Resize({size}, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop({size})"
+        lines += [
+            "from torchvision import transforms as T",
+            f"preprocess = T.Compose([{resize}, T.ToTensor(), T.Normalize({mean}, {std})])",
+        ]
+    lines += [
+        "model.eval()",
+        'image = preprocess(Image.open("image.jpg").convert("RGB")).unsqueeze(0)',
+        "with torch.no_grad():",
+    ]
+    if library == "transformers":
+        lines += [
             "    out = model.get_image_features(pixel_values=image)",
             "    f = out if isinstance(out, torch.Tensor) else out.pooler_output",
         ]
     else:
-        load = [
-            "import open_clip",
-            "",
-            f"folder = {json.dumps(folder)}",
-            'model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")',
-            "model.eval()",
-            'image = preprocess(Image.open("image.jpg").convert("RGB")).unsqueeze(0)',
-            "with torch.no_grad():",
-            "    f = model.encode_image(image)",
-        ]
-    code = [
-        *common,
-        *load,
+        lines += ["    f = model.encode_image(image)"]
+    lines += [
         "f = torch.nn.functional.normalize(f, dim=-1)",
         'head = load_file(f"{folder}/zero_shot_head.safetensors")["head"]  # [classes, dim], unit rows',
         'classnames = json.load(open(f"{folder}/classifier.json"))["classnames"]',
@@ -311,7 +267,7 @@ def classifier_section(library: str, preprocess: dict | None = None, folder: str
             "class, renormalised) — what the reported accuracies used:",
             "",
             "```python",
-            *code,
+            *lines,
             "```",
             "",
         ]

@@ -21,7 +21,7 @@ from ..errors import InputFileError, UserError
 from ..utils import atomic_save_safetensors, atomic_write_text, load_safetensors
 from ..version import __version__
 from .apply import apply_r_adapter, remove_adapters
-from .card import adapter_card, classifier_section, merged_card
+from .card import PLACEHOLDER_DIR, adapter_card, classifier_section, merged_card
 from .config import RAdapterConfig
 from .merge import site_linear
 from .r_adapter import adapter_state_dict, get_config, iter_adapters
@@ -107,6 +107,7 @@ def save_adapter(
                 "config": meta["config"],
                 "trainable_params": trainable,
                 "library_version": __version__,
+                "base_code": get_handler(model).base_snippet(meta["base_model"]),
             }
         )
     atomic_write_text(os.path.join(directory, "README.md"), card)
@@ -247,6 +248,7 @@ def export_merged(
                 "library_version": __version__,
                 "config": {},
                 "trainable_params": None,
+                "load_code": handler.loading_snippet(PLACEHOLDER_DIR, info),
             }
         )
     atomic_write_text(os.path.join(directory, "README.md"), card)
@@ -257,15 +259,17 @@ HEAD_NAME = "zero_shot_head.safetensors"
 
 
 def save_classifier(
-    directory: str,
-    classnames: list[str],
-    templates: list[str],
-    head: torch.Tensor,
-    library: str,
-    preprocess: dict[str, Any] | None = None,
+    directory: str, model: nn.Module, classnames: list[str], templates: list[str], head: torch.Tensor
 ) -> None:
     """Writes what classifying with an exported model needs beside its weights: ``classifier.json`` (class
-    names, templates), ``zero_shot_head.safetensors`` (``head`` [C, D]) and a usage section in its README."""
+    names, templates), ``zero_shot_head.safetensors`` (``head`` [C, D]) and a usage section in its README.
+
+    Args:
+        directory: The exported model's folder.
+        model: The model it was exported from (adapted or merged): its handler writes the loading code.
+        classnames, templates: What the head was built from.
+        head: [C, D] zero-shot head (unit rows).
+    """
     if head.shape[0] != len(classnames):
         raise ValueError(f"head has {head.shape[0]} rows for {len(classnames)} class names")
     atomic_write_text(
@@ -276,6 +280,8 @@ def save_classifier(
     readme = os.path.join(directory, "README.md")
     text = open(readme, encoding="utf-8").read() if os.path.isfile(readme) else ""
     marker = text.find("## Citation")
-    section = classifier_section(library, preprocess)
+    handler, info = get_handler(model), base_info(model)
+    load_code = handler.loading_snippet(PLACEHOLDER_DIR, info)
+    section = classifier_section(handler.library, load_code, info.get("preprocess_cfg"))
     text = text[:marker] + section + "\n" + text[marker:] if marker >= 0 else text + "\n" + section
     atomic_write_text(readme, text)

@@ -181,7 +181,7 @@ class OpenClipHandler(BackboneHandler):
         else:
             head = []
         args = [json.dumps(name)]
-        if info.get("pretrained"):
+        if info.get("pretrained") not in (None, "", "none", "None"):  # "none" = random init: no pretrained=
             args.append(f"pretrained={json.dumps(info['pretrained'])}")
         if info.get("quick_gelu") and not (open_clip_cfg_quick_gelu(name)):
             args.append("force_quick_gelu=True")

@@ -119,13 +119,23 @@ class OptimConfig:
         default="fp32",
         metadata=_help("fp32 | bf16 (autocast, CPU or CUDA) | fp16 (CUDA autocast with a gradient scaler)"),
     )
+    grad_checkpointing: bool = field(
+        default=False, metadata=_help("recompute block activations in the backward pass: less memory, more time")
+    )
+    frozen_dtype: str = field(
+        default="fp32",
+        metadata=_help(
+            "fp32 | bf16: hold the frozen base weights in bf16 while training (adapters, EMA and optimizer "
+            "state stay fp32; evaluation, merge and export use the fp32 weights); needs precision bf16 or fp16"
+        ),
+    )
 
 
 @dataclass
 class PairLossConfig:
     """The loss of a method that trains on (image, caption) pairs (R-Adapter, LoRA)."""
 
-    loss: str = field(default="mpm_nce", metadata=_help("mpm_nce | clip | ce"))
+    loss: str = field(default="mpm_nce", metadata=_help("mpm_nce | clip | ce | sigmoid (SigLIP models)"))
     margin: float = field(default=0.05, metadata=_help("MPM-NCE margin δ on negatives"))
     label_smoothing: float = field(default=0.02, metadata=_help("MPM-NCE / CE label smoothing ε"))
 

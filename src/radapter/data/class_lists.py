@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
 from radapter.data.base import normalize_classname, preview
 from radapter.data.errors import DataError
 
@@ -54,8 +56,6 @@ def imagenet_classnames() -> tuple[str, ...]:
     Taken from ``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES`` rather than shipped, so they are
     the exact names open_clip's own zero-shot evaluation uses.
     """
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
     return tuple(IMAGENET_CLASSNAMES)
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from ..backbones import encode_image
+from ..backbones import encode_image, logit_scale
 from ..data.fewshot import per_class_subset
 from ..zeroshot import build_zero_shot_head
 
@@ -74,7 +74,8 @@ def evaluate_classifier(
             raise ValueError("evaluate_classifier: give a head, or a tokenizer, classnames and templates")
         head = build_zero_shot_head(model, tokenizer, classnames, templates, device=device, progress=progress)
     head = torch.nn.functional.normalize(head.to(device).float(), dim=-1)
-    scale = float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else 100.0
+    scale = logit_scale(model)  # positive: it changes no ranking, only the logits' scale
+    scale = 100.0 if scale is None else float(scale)
     results: dict[str, float] = {}
     for es in eval_sets:
         loader = _loader(es.dataset, batch_size, workers, max_images, seed)

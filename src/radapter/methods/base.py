@@ -51,7 +51,10 @@ class Method:
         self.cfg, self.backbone, self.task, self.alpha = cfg, backbone, task, float(alpha)
         self.model = backbone.model
         self.handler = get_handler(self.model)
-        self.logit_scale = float(self.handler.logit_scale(self.model).detach())
+        # CLIP's temperature (and SigLIP's bias) stay frozen: read once, as plain numbers
+        scale, bias = self.handler.logit_scale(self.model), self.handler.logit_bias(self.model)
+        self.logit_scale = 100.0 if scale is None else float(scale.detach())
+        self.logit_bias = None if bias is None else float(bias.detach())
         self.setup()
 
     # --- configuration -------------------------------------------------------------------------------

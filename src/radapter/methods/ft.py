@@ -21,15 +21,6 @@ from ..training.schedule import param_groups
 from .base import Method, Variant, register_method
 
 
-def image_tower_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Image tower + its projection (open_clip keeps the projection inside ``visual``)."""
-    tower = model.visual if hasattr(model, "visual") else model.vision_model
-    named = [(f"visual.{n}", p) for n, p in tower.named_parameters()]
-    if hasattr(model, "visual_projection"):
-        named += [(f"visual_projection.{n}", p) for n, p in model.visual_projection.named_parameters()]
-    return named
-
-
 @register_method
 class FineTune(Method):
     key = "ft"
@@ -38,7 +29,7 @@ class FineTune(Method):
     def setup(self) -> None:
         for p in self.model.parameters():
             p.requires_grad_(False)
-        for _, p in image_tower_parameters(self.model):
+        for _, p in self.handler.image_tower_parameters(self.model):
             p.requires_grad_(True)
         self.head = nn.Parameter(self.task.zero_shot_head().detach().clone())
 
@@ -61,7 +52,7 @@ class LinearProbeThenFineTune(FineTune):
     def param_groups(self) -> list[dict]:
         o = self.cfg.optim
         head = [{"params": [self.head], "lr": self.cfg.method.lpft.probe_lr, "weight_decay": 0.0}]
-        return head + param_groups(image_tower_parameters(self.model), o.lr, o.weight_decay)
+        return head + param_groups(self.handler.image_tower_parameters(self.model), o.lr, o.weight_decay)
 
     def group_starts(self, total_steps: int) -> list[int]:
         probe = int(round(self.cfg.method.lpft.probe_fraction * total_steps))

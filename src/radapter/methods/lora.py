@@ -1,10 +1,9 @@
 """LoRA (Hu et al., 2022) through peft, trained with the same loss as R-Adapter (``method.lora.loss``).
 
-On open_clip 3.x the targets are the attention modules (``attn``: peft's ``nn.MultiheadAttention`` support
-adapts the fused input projection and the output projection and merges them before MHA reads its weights)
-and the MLP linears ``c_fc``/``c_proj``. ``out_proj`` alone is never a target: MHA reads
-``out_proj.weight`` directly, so a LoRA layer there would never run. On Hugging Face CLIP the targets are
-``q_proj, k_proj, v_proj, out_proj, fc1, fc2``.
+The targets come from the backbone handler (``lora_targets``): every linear of each transformer block of both
+towers. An open_clip ``nn.MultiheadAttention`` is targeted whole (peft adapts its fused input projection and its
+output projection and merges them before MHA reads its weights): ``out_proj`` alone is never a target, since
+MHA reads ``out_proj.weight`` directly and a LoRA layer there would never run.
 """
 
 from __future__ import annotations
@@ -19,11 +18,6 @@ from ..tasks.base import Scorer
 from .base import Method, Variant, register_method
 from .objectives import PairLossMethod
 
-TARGETS = {
-    "open_clip": ["attn", "c_fc", "c_proj"],
-    "transformers": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
-}
-
 
 def apply_lora(model, r: int, alpha: float, dropout: float, targets: list[str] | None = None):
     """Injects peft LoRA layers in place; returns the peft ``LoraModel`` (whose ``.model`` is ``model``).
@@ -33,7 +27,7 @@ def apply_lora(model, r: int, alpha: float, dropout: float, targets: list[str] |
         from peft.tuners.lora import LoraModel
     except ImportError as e:
         raise ImportError("method 'lora' needs peft: pip install 'radapter[lora]'") from e
-    targets = targets or TARGETS[get_handler(model).library]
+    targets = targets or get_handler(model).lora_targets(model)
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
     for p in model.parameters():
         p.requires_grad_(False)

@@ -2,7 +2,9 @@
 
 * ``mpm_nce`` — MPM-NCE (R-Adapter, §3.4): image/caption pairs, positives = equal group ids;
 * ``clip`` — the CLIP/FLYP loss: image/caption pairs, one-hot diagonal targets;
-* ``ce`` — cross-entropy against the task's fixed zero-shot class head (classification only).
+* ``ce`` — cross-entropy against the task's fixed zero-shot class head (classification only);
+* ``sigmoid`` — the multi-positive sigmoid loss of SigLIP models (positives = equal group ids), with the
+  model's frozen scale and bias.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import torch
 
 from ..config import ConfigError
-from ..losses import clip_loss, head_cross_entropy, mpm_nce_loss
+from ..losses import clip_loss, head_cross_entropy, mpm_nce_loss, sigmoid_loss
 from ..tasks.base import CAPTIONS, CLASS_HEAD, GROUPS, LABELS, Batch
 
-LOSSES = ("mpm_nce", "clip", "ce")
+LOSSES = ("mpm_nce", "clip", "ce", "sigmoid")
 _NEEDS = {
     "mpm_nce": frozenset({CAPTIONS, GROUPS}),
     "clip": frozenset({CAPTIONS}),
     "ce": frozenset({LABELS, CLASS_HEAD}),
+    "sigmoid": frozenset({CAPTIONS, GROUPS}),
 }
 
 
@@ -37,6 +40,8 @@ def pair_loss(method, batch: Batch, loss: str, margin: float, label_smoothing: f
     g = method.text_features(batch.texts)
     if loss == "clip":
         return clip_loss(f, g, method.logit_scale)
+    if loss == "sigmoid":
+        return sigmoid_loss(f, g, batch.groups, method.logit_scale, method.logit_bias)
     return mpm_nce_loss(f, g, batch.groups, method.logit_scale, margin, label_smoothing)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from radapter.data.base import DatasetLayoutError, preview, render_tree
+from radapter.data.class_lists import imagenet_classnames, imagenet_wnids
 from radapter.data.coop.base import SPLITS, CoOpData, Datum, classnames_from_items
 from radapter.data.coop.registry import CoOpDatasetSpec, fix_folder_classname, get_coop_dataset
 from radapter.data.folders import list_class_folders, list_image_files
@@ -181,8 +182,6 @@ def write_imagenet_classnames(path: str | os.PathLike) -> None:
     CoOp's file holds the names of CLIP's ImageNet prompt-engineering notebook, which are the names open_clip
     ships as ``IMAGENET_CLASSNAMES`` (used by :func:`radapter.data.imagenet_classnames`).
     """
-    from radapter.data.class_lists import imagenet_classnames, imagenet_wnids
-
     lines = [f"{w} {n}" for w, n in zip(imagenet_wnids(), imagenet_classnames())]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -264,8 +263,6 @@ def read_authors_layout(spec: CoOpDatasetSpec, root: str | os.PathLike) -> tuple
         if os.path.isfile(names_file):
             wnid_names = _read_wnid_names(names_file)
         else:
-            from radapter.data.class_lists import imagenet_classnames, imagenet_wnids
-
             wnid_names = dict(zip(imagenet_wnids(), imagenet_classnames()))
         unnamed = [f for f in folders if f not in wnid_names]
         if unnamed:
