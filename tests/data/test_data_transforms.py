@@ -73,3 +73,19 @@ def test_border_crop_cuts_two_pixels_from_every_edge():
 def test_transforms_pickle_for_dataloader_workers():
     for transform in (train_transform(hflip=True), eval_transform(), border_crop()):
         assert repr(pickle.loads(pickle.dumps(transform))) == repr(transform)
+
+
+def test_eval_transform_squash_keeps_the_whole_image():
+    """SigLIP's resize_mode 'squash' resizes the whole image (no centre crop); CLIP's crops the centre."""
+    import numpy as np
+    from PIL import Image
+
+    from radapter.data.transforms import eval_transform
+
+    img = np.zeros((20, 40, 3), dtype=np.uint8)
+    img[:, :10] = 255  # a white band at the left edge: kept by squash, cropped away by shortest+crop
+    pil = Image.fromarray(img)
+    squash = eval_transform(8, mean=(0, 0, 0), std=(1, 1, 1), resize_mode="squash")(pil)
+    crop = eval_transform(8, mean=(0, 0, 0), std=(1, 1, 1))(pil)
+    assert squash.shape == crop.shape == (3, 8, 8)
+    assert squash[:, :, 0].mean() > 0.9 and crop[:, :, 0].mean() < 0.1

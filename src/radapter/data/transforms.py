@@ -108,6 +108,7 @@ def eval_transform(
     image_size: int | tuple[int, int] = 224,
     mean: Sequence[float] = OPENAI_DATASET_MEAN,
     std: Sequence[float] = OPENAI_DATASET_STD,
+    resize_mode: str | None = None,
 ) -> T.Compose:
     """Evaluation preprocessing: bicubic resize of the shorter side, centre crop, CLIP normalisation.
 
@@ -115,14 +116,19 @@ def eval_transform(
         image_size: Output side (or ``(height, width)``).
         mean: Per-channel mean; the OpenAI CLIP values by default.
         std: Per-channel std; the OpenAI CLIP values by default.
+        resize_mode: The model's ``preprocess_cfg.resize_mode``: ``"squash"`` (SigLIP) resizes the whole image
+            to the input size without keeping its aspect ratio; anything else (CLIP's ``"shortest"``) resizes the
+            shorter side and centre-crops.
 
     Returns:
         A transform from a PIL image to a normalised ``(3, H, W)`` float tensor.
     """
-    # For a (height, width) size, resizing the shorter side to the larger of the two guarantees
-    # the centre crop never runs off the image.
-    resize = image_size if isinstance(image_size, int) else max(image_size)
-    return T.Compose(
-        [ToRGB(), T.Resize(resize, interpolation=InterpolationMode.BICUBIC), T.CenterCrop(image_size)]
-        + _normalize(mean, std)
-    )
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if resize_mode == "squash":
+        steps = [ToRGB(), T.Resize(size, interpolation=InterpolationMode.BICUBIC)]
+    else:
+        # For a (height, width) size, resizing the shorter side to the larger of the two guarantees
+        # the centre crop never runs off the image.
+        resize = image_size if isinstance(image_size, int) else max(image_size)
+        steps = [ToRGB(), T.Resize(resize, interpolation=InterpolationMode.BICUBIC), T.CenterCrop(image_size)]
+    return T.Compose(steps + _normalize(mean, std))

@@ -200,12 +200,21 @@ class ClassificationTask(Task):
             self.eval_sets = self._eval_sets(size, mean, std)
             tf_train = train_transform(size, scale=tuple(cfg.train_scale), hflip=cfg.hflip, mean=mean, std=std)
             eval_view = copy.copy(train)
-            eval_view.transform = eval_transform(size, mean=mean, std=std)
+            eval_view.transform = self._eval_transform()
         self._train = self._subsets(train, eval_view) if train is not None else None
         self._tf_train = tf_train
 
+    def _eval_transform(self):
+        b = self.backbone
+        return eval_transform(
+            b.image_size,
+            mean=b.mean,
+            std=b.std,
+            resize_mode=(b.info or {}).get("preprocess_cfg", {}).get("resize_mode"),
+        )
+
     def _eval_sets(self, size, mean, std) -> list[EvalSet]:
-        tf_eval = eval_transform(size, mean=mean, std=std)
+        tf_eval = self._eval_transform()
         configs = eval_set_configs(self.cfg.data.eval_sets)
         return [
             build_eval_set(s, self._classnames, tf_eval, progress=self.progress, head_folders=self._folders)
