@@ -33,6 +33,7 @@ from .spec import COLOURS, WorldSpec
 CHUNK = 512
 _PHOTO_LIKE = ("photo", "inverted", "noisy", "lowcontrast")
 _OUTLINE_PX = 1.25  # stroke width of outlines (cartoon, sketch) in output pixels
+_PARAM_KEYS = ("scale", "shift", "rotation_deg", "light_dir", "bg_level")
 
 
 def render(
@@ -41,19 +42,26 @@ def render(
     domains: np.ndarray,
     colours: np.ndarray,
     rng: np.random.Generator,
-) -> np.ndarray:
+    return_params: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
     """Renders images for per-sample class, domain and colour indices.
 
     Args:
         spec: the world.
         labels, domains, colours: int arrays [N] indexing `spec.classes`, `spec.domains`, `spec.colours`.
         rng: source of all randomness (geometry, jitter, textures, noise).
+        return_params: also return what was drawn for each image (the images and the generator's state
+            afterwards are the same either way).
 
     Returns:
-        uint8 array [N, H, W, 3].
+        uint8 array [N, H, W, 3]; with `return_params`, also a dict of float64 arrays aligned on axis 0:
+        "scale" [N] (object extent / frame), "shift" [N, 2] (centre offset (x right, y up) in frame units,
+        the frame spanning [-1, 1]), "rotation_deg" [N] (counter-clockwise), "light_dir" [N] (radians),
+        "bg_level" [N] (in [0, 1], the photo background's position within its brightness range).
     """
     n = len(labels)
     out = np.empty((n, spec.image_size, spec.image_size, 3), dtype=np.uint8)
+    params: dict[str, list[np.ndarray]] = {k: [] for k in _PARAM_KEYS}
     # One intra-op thread: these element-wise ops gain little from threads, and on a busy machine
     # OpenMP's waiting threads made rendering 5-60x slower. Results do not depend on the thread count.
     threads = torch.get_num_threads()
@@ -61,15 +69,20 @@ def render(
     try:
         for start in range(0, n, CHUNK):
             sl = slice(start, min(start + CHUNK, n))
-            out[sl] = _render_chunk(spec, labels[sl], domains[sl], colours[sl], rng)
+            out[sl], drawn = _render_chunk(spec, labels[sl], domains[sl], colours[sl], rng)
+            for k in _PARAM_KEYS:
+                params[k].append(drawn[k])
     finally:
         torch.set_num_threads(threads)
-    return out
+    if not return_params:
+        return out
+    empty = {"shift": np.zeros((0, 2))}
+    return out, {k: np.concatenate(v) if v else empty.get(k, np.zeros(0)) for k, v in params.items()}
 
 
 def _render_chunk(
     spec: WorldSpec, labels: np.ndarray, domains: np.ndarray, colours: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     n, size, ss = len(labels), spec.image_size, spec.supersample
     big = size * ss
     # --- per-image random parameters (fixed draw order) ---
@@ -157,4 +170,11 @@ def _render_chunk(
             img[i] = img[i] + spec.noise_sigma * t(noise)[i]
         elif name == "lowcontrast":
             img[i] = t(grey)[i].view(-1, 1, 1, 1) + spec.low_contrast * (img[i] - 0.5)
-    return (img.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    drawn = {
+        "scale": scale,
+        "shift": shift,
+        "rotation_deg": np.rad2deg(theta),
+        "light_dir": light_dir,
+        "bg_level": bg_level,
+    }
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), drawn
