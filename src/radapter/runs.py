@@ -259,6 +259,7 @@ class Run:
             mark_alpha_choices(rows, parts.alpha, parts.task.metric)
             if export and parts.method.trains:
                 exports = parts.method.export(self.out, parts.alpha)
+                exports.update(parts.task.export_modules(self.out))
                 if classifier and "merged" in exports:
                     save_classifier(exports["merged"], parts.backbone.model, **classifier)
                 size = _dir_bytes(exports.get("adapter"))

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from radapter.backbones import encode_image, encode_text
 from radapter.cli.main import main
-from radapter.tasks import CAPTIONS, GROUPS, Batch, Scorer, Task, register_task
+from radapter.tasks import CAPTIONS, GROUPS, TASK_LOSS, Batch, Scorer, Task, register_task
 
 WORDS = ["red", "green", "blue", "round", "square", "small"]
 
@@ -114,3 +114,80 @@ def test_methods_that_cannot_serve_the_task_fail_at_config_time(
     able = err.split("methods for toy-pairs (with their default loss):")[1]
     assert "radapter" in able and "flyp" in able and "ft" not in able.replace("lpft", "")
     assert not out.exists(), "nothing may be written for a refused combination"
+
+
+class _Targets(Dataset):
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.randn(n, 3, 32, 32, generator=g)
+        self.targets = torch.randn(n, 4, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key):
+        i = key[0] if isinstance(key, tuple) else key
+        return self.images[i], self.targets[i]
+
+
+@register_task
+class ToyDenseTask(Task):
+    """A task that computes its own loss with a head it owns (as segmentation does): a regression of 4 numbers
+    from the image embedding."""
+
+    key = "toy-dense"
+    provides = frozenset({TASK_LOSS})
+    metric = "score"
+
+    def setup(self) -> None:
+        self.data = _Targets(16, self.seed)
+        torch.manual_seed(self.seed)
+        self.head = torch.nn.Linear(32, 4)
+
+    def trainable_modules(self):
+        return {"head": self.head}
+
+    def loss(self, model, batch):
+        f = encode_image(model, batch.images, normalize=True)
+        return torch.nn.functional.mse_loss(self.head(f), batch.extra["targets"])
+
+    def export_modules(self, directory):
+        from radapter.utils import atomic_save_safetensors
+
+        path = f"{directory}/head.safetensors"
+        atomic_save_safetensors(self.head.state_dict(), path)
+        return {"head": path}
+
+    def train_size(self):
+        return len(self.data)
+
+    def train_dataset(self):
+        return self.data
+
+    def collate(self, items):
+        images, targets = zip(*items)
+        return Batch(images=torch.stack(images), extra={"targets": torch.stack(targets)})
+
+    @torch.no_grad()
+    def evaluate(self, scorer):
+        f = encode_image(scorer.model, self.data.images, normalize=True)
+        return {"train:score": -float(torch.nn.functional.mse_loss(self.head(f), self.data.targets))}
+
+
+def test_a_task_with_its_own_loss_trains_its_head_with_the_methods_parameters(tiny_open_clip_json, tmp_path, capsys):
+    from radapter.utils import load_safetensors
+
+    out = tmp_path / "dense"
+    args = ["train", "--config", "tiny_test", "--task", "toy-dense", "--model", tiny_open_clip_json, "--out", str(out)]
+    assert main([*args, "--method", "radapter", "--optim.lr", "0.05", "--checkpoint_every", "2"]) == 0
+    head = load_safetensors(str(out / "head.safetensors"))
+    torch.manual_seed(0)
+    initial = torch.nn.Linear(32, 4).state_dict()
+    assert not torch.equal(head["weight"], initial["weight"]), "the task's head trained"
+    adapters = load_safetensors(str(out / "adapter" / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in adapters.items() if k.endswith(".weight"))
+    ckpt = load_safetensors(str(out / "checkpoints" / "step_0000004" / "model.safetensors"))
+    assert torch.equal(ckpt["task.head.weight"], head["weight"])
+    # methods with a loss of their own cannot serve it
+    assert main([*args[:-1], str(tmp_path / "ft"), "--method", "flyp"]) == 2
+    assert "computes its own loss" in capsys.readouterr().err

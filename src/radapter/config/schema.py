@@ -64,6 +64,17 @@ class WorldSource:
 
 
 @dataclass
+class RetrievalSource:
+    """Image–text pairs for the retrieval task (annotation formats: see ``data.kind``)."""
+
+    image_root: str | None = field(default=None, metadata=_help("folder of the training images (JSON/TXT formats)"))
+    split: str = field(default="train+restval", metadata=_help("Karpathy split(s) to train on (COCO: train+restval)"))
+    captions_per_image: int | str = field(
+        default=5, metadata=_help("captions kept per image (COCO has 5–7: the first 5, as VSE++), or 'all'")
+    )
+
+
+@dataclass
 class DataConfig:
     kind: str = field(
         default="imagefolder",
@@ -103,6 +114,7 @@ class DataConfig:
     )
     csv: CsvSource = field(default_factory=CsvSource)
     world: WorldSource = field(default_factory=WorldSource)
+    retrieval: RetrievalSource = field(default_factory=RetrievalSource)
 
 
 @dataclass

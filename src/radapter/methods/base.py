@@ -19,7 +19,7 @@ from torch import nn
 from ..backbones import encode_image, encode_text, get_handler
 from ..backbones.loading import LoadedModel
 from ..config import ConfigError, RunConfig
-from ..tasks.base import Batch, Scorer, Task
+from ..tasks.base import TASK_LOSS, Batch, Scorer, Task
 from ..training.schedule import param_groups
 from ..utils.registry import Registry
 
@@ -46,6 +46,8 @@ class Method:
     trains: bool = True
     #: What the task's batches must carry (see radapter.tasks.base).
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the method can train with a task's own loss (it only chooses what trains: R-Adapter, LoRA, …).
+    serves_task_loss: ClassVar[bool] = False
 
     def __init__(self, cfg: RunConfig, backbone: LoadedModel, task: Task, alpha: float) -> None:
         self.cfg, self.backbone, self.task, self.alpha = cfg, backbone, task, float(alpha)
@@ -65,7 +67,14 @@ class Method:
 
     @classmethod
     def check(cls, cfg: RunConfig, task: type[Task]) -> None:
-        """Refuses, before anything runs, a task whose batches lack what the method needs."""
+        """Refuses, before anything runs, a task whose batches lack what the method needs (or a task that computes
+        its own loss, for a method whose loss cannot be replaced)."""
+        if TASK_LOSS in task.provides and not cls.serves_task_loss:
+            raise ConfigError(
+                f"method {cls.key!r} cannot train task {task.key!r}: the task computes its own loss, and "
+                f"{cls.key} trains with a loss of its own; methods for {task.key}: "
+                + ", ".join(m for m in method_names() if get_method(m).serves_task_loss)
+            )
         missing = sorted(cls.required(cfg) - task.provides)
         if missing:
             defaults = RunConfig()  # each method's needs with its default loss
@@ -83,9 +92,12 @@ class Method:
         """Trainable tensors that live outside the backbone (e.g. a linear head)."""
         return {}
 
+    def _task_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(f"{k}.{n}", p) for k, m in self.task.trainable_modules().items() for n, p in m.named_parameters()]
+
     def param_groups(self) -> list[dict]:
         o = self.cfg.optim
-        named = list(self.model.named_parameters()) + list(self.extra_parameters().items())
+        named = list(self.model.named_parameters()) + list(self.extra_parameters().items()) + self._task_parameters()
         return param_groups(named, o.lr, o.weight_decay)
 
     def group_starts(self, total_steps: int) -> list[int] | None:
@@ -107,22 +119,30 @@ class Method:
     def loss(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
+    def train_loss(self, batch: Batch) -> torch.Tensor:
+        """What the trainer minimises: the task's own loss for tasks that provide ``task_loss`` (segmentation),
+        else the method's :meth:`loss`."""
+        if TASK_LOSS in self.task.provides:
+            return self.task.loss(self.model, batch)
+        return self.loss(batch)
+
     def after_step(self, step: int) -> None:
         """Called after every optimizer step."""
 
     # --- state ---------------------------------------------------------------------------------------
     def trainable_count(self) -> int:
         n = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        n += sum(p.numel() for _, p in self._task_parameters())
         return n + sum(p.numel() for p in self.extra_parameters().values())
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything training changes (checkpointed); default: trainable parameters by name."""
+    def method_state_dict(self) -> dict[str, torch.Tensor]:
+        """What the method trains (checkpointed); default: the trainable backbone parameters and extras."""
         out = {f"model.{n}": p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
         out.update({f"extra.{n}": p.detach() for n, p in self.extra_parameters().items()})
         return out
 
     @torch.no_grad()
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def load_method_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         params = dict(self.model.named_parameters())
         buffers = dict(self.model.named_buffers())
         extra = self.extra_parameters()
@@ -132,6 +152,26 @@ class Method:
             if target is None:
                 raise KeyError(f"checkpoint tensor {key!r} does not belong to method {self.key!r}")
             target.copy_(value)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything training changes: the method's state and the task's trained modules (``task.<module>.…``)."""
+        out = self.method_state_dict()
+        for k, module in self.task.trainable_modules().items():
+            out.update({f"task.{k}.{n}": t.detach() for n, t in module.state_dict().items()})
+        return out
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        own = {k: v for k, v in state.items() if not k.startswith("task.")}
+        self.load_method_state_dict(own)
+        modules = self.task.trainable_modules()
+        for key, value in state.items():
+            if not key.startswith("task."):
+                continue
+            _, name, rest = key.split(".", 2)
+            if name not in modules:
+                raise KeyError(f"checkpoint tensor {key!r}: task {self.task.key!r} has no module {name!r}")
+            modules[name].load_state_dict({rest: value}, strict=False)
 
     # --- evaluation and export -----------------------------------------------------------------------
     def variants(self, alphas: Sequence[float]) -> Iterator[Variant]:

@@ -37,6 +37,7 @@ def apply_lora(model, r: int, alpha: float, dropout: float, targets: list[str] |
 @register_method
 class Lora(PairLossMethod, Method):
     key = "lora"
+    serves_task_loss = True
 
     def setup(self) -> None:
         c = self.cfg.method.lora

@@ -13,7 +13,7 @@ import torch
 
 from ..config import ConfigError
 from ..losses import clip_loss, head_cross_entropy, mpm_nce_loss, sigmoid_loss
-from ..tasks.base import CAPTIONS, CLASS_HEAD, GROUPS, LABELS, Batch
+from ..tasks.base import CAPTIONS, CLASS_HEAD, GROUPS, LABELS, TASK_LOSS, Batch, get_task
 
 LOSSES = ("mpm_nce", "clip", "ce", "sigmoid")
 _NEEDS = {
@@ -51,6 +51,8 @@ class PairLossMethod:
 
     @classmethod
     def required(cls, cfg):
+        if TASK_LOSS in get_task(cfg.task).provides:
+            return frozenset({TASK_LOSS})  # the task's own loss replaces method.<key>.loss
         return loss_needs(getattr(cfg.method, cls.key).loss, f"method.{cls.key}.loss")
 
     def loss(self, batch: Batch) -> torch.Tensor:

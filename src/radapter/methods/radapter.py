@@ -26,6 +26,7 @@ from .objectives import PairLossMethod
 @register_method
 class RAdapterMethod(PairLossMethod, Method):
     key = "radapter"
+    serves_task_loss = True  # with a task's own loss (segmentation) the adapters train on it
 
     @classmethod
     def check(cls, cfg, task) -> None:
@@ -47,11 +48,11 @@ class RAdapterMethod(PairLossMethod, Method):
     def after_step(self, step: int) -> None:
         ema_update(self.model)
 
-    def state_dict(self):
+    def method_state_dict(self):
         return {f"adapter.{k}": v for k, v in adapter_state_dict(self.model).items()}
 
     @torch.no_grad()
-    def load_state_dict(self, state):
+    def load_method_state_dict(self, state):
         adapters = dict(iter_adapters(self.model))
         for key, value in state.items():
             _, site_and_name = key.split(".", 1)

@@ -26,7 +26,8 @@ LABELS = "labels"  # integer class labels for every image
 CAPTIONS = "captions"  # one caption per image (class templates or real captions)
 GROUPS = "groups"  # the MPM-NCE positives key: class id (classification) or image id (retrieval)
 CLASS_HEAD = "class_head"  # a fixed class list with a zero-shot head a linear classifier can start from
-CAPABILITIES = (LABELS, CAPTIONS, GROUPS, CLASS_HEAD)
+TASK_LOSS = "task_loss"  # the task computes the loss itself (Task.loss); methods only choose what trains
+CAPABILITIES = (LABELS, CAPTIONS, GROUPS, CLASS_HEAD, TASK_LOSS)
 
 
 @dataclass
@@ -105,6 +106,20 @@ class Task:
         """Builds the data (train set unless ``eval_only``; evaluation sets)."""
 
     # --- training ----------------------------------------------------------------------------------
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        """Modules the task owns that train with every method (a segmentation head), by name: their
+        parameters join the optimizer, DDP and the checkpoint, and :meth:`export_modules` saves them."""
+        return {}
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The training loss of tasks that provide ``task_loss``: computed from the (adapted) CLIP ``model``
+        and the task's own modules. Other tasks hand their batches to the method's loss."""
+        raise NotImplementedError(f"task {self.key!r} does not compute its own loss")
+
+    def export_modules(self, directory: str) -> dict[str, str]:
+        """Saves the task's trained modules next to the method's artefacts; returns ``{kind: path}``."""
+        return {}
+
     def train_size(self) -> int:
         """Number of training items (what an epoch iterates over)."""
         raise NotImplementedError

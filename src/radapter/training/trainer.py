@@ -52,13 +52,15 @@ class TrainData:
 
 class TrainStep(nn.Module):
     """The module DDP wraps: ``forward(batch) -> loss`` calls back into the method, and its parameters are the
-    model's and the method's extra ones (a linear head), so DDP averages every gradient."""
+    model's, the method's extra ones (a linear head) and the task's modules (a segmentation head), so DDP
+    averages every gradient."""
 
     def __init__(self, method) -> None:
         super().__init__()
         self.model = method.model
         self.extra = nn.ParameterDict(method.extra_parameters())
-        self._loss = method.loss
+        self.task_modules = nn.ModuleDict(method.task.trainable_modules())
+        self._loss = method.train_loss
 
     def forward(self, batch) -> torch.Tensor:
         return self._loss(batch)
