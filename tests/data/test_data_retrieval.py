@@ -196,6 +196,9 @@ def test_caption_jsonl(tmp_path):
     path.write_text('{"image": "0.png"}\n')
     with pytest.raises(DatasetLayoutError, match="line 1: expected"):
         read_caption_jsonl(path)
+    path.write_text('{"image": "0.png", "caption": "x"}\n{"image": "1.png", "caption": "y", "group": [1]}\n')
+    with pytest.raises(DatasetLayoutError, match="line 2: 'group' must be a string or an integer"):
+        read_caption_jsonl(path)
 
 
 def test_image_text_set_flattening_and_subset():

@@ -349,14 +349,9 @@ def read_caption_jsonl(
                     f'line {line_no}: expected {{"image": str, "caption": str, "group": optional}}, got {line.strip()[:80]}',
                 )
             group = obj.get("group")
-            rows.append(
-                (
-                    line_no,
-                    obj["image"],
-                    obj["caption"],
-                    None if group is None else json.dumps(group) if isinstance(group, list | dict) else group,
-                )
-            )
+            if group is not None and not isinstance(group, str | int):
+                raise DatasetLayoutError(path, f"line {line_no}: 'group' must be a string or an integer, got {group!r}")
+            rows.append((line_no, obj["image"], obj["caption"], group))
     ids, paths, captions = _group_rows(path, root, rows, "line")
     name = name or os.path.splitext(os.path.basename(path))[0]
     return _finish(name, path, root, ids, paths, captions, captions_per_image, check_files)
