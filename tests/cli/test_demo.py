@@ -88,3 +88,20 @@ def test_demo_sizes_cover_every_mode():
 
     assert {"full", "quick", "ci"} <= set(SIZES)
     assert SIZES["full"]["data.world.test"] >= 1000
+
+
+@pytest.mark.slow
+def test_demo_retrieval_part_at_ci_size(tmp_path):
+    top = tmp_path / "demo"
+    assert main(["demo", "--quick", "--size", "ci", "--out", str(top), "--task", "retrieval"]) == 0
+    doc = json.loads((top / "retrieval" / "results.json").read_text())
+    from radapter.cli.demo.retrieval import QUICK as RQUICK
+
+    assert set(doc["methods"]) == set(RQUICK)
+    zs = doc["methods"]["zeroshot"]
+    assert set(zs["ood"]) == {"ood_cartoon", "ood_sketch", "ood_inverted", "ood_noisy", "ood_lowcontrast"}
+    assert 0 <= zs["id"] <= 100 and doc["curves"]["radapter"][0][1] == pytest.approx(zs["id"])
+    assert [c["target"] for c in doc["checks"]][:2] == [
+        "contrastive FT: ID R@1 ≥ zero-shot + 5",
+        "contrastive FT: OOD R@1 below zero-shot",
+    ]

@@ -196,8 +196,14 @@ class LPFTMethodConfig:
 
 @dataclass
 class WiseFTMethodConfig:
+    of: str = field(
+        default="ft",
+        metadata=_help(
+            "the fine-tuning it interpolates: ft | lpft (classification) | flyp (both towers, any pair task)"
+        ),
+    )
     ft_model: str | None = field(
-        default=None, metadata=_help("run dir of a finished 'ft' run (otherwise wiseft trains ft itself)")
+        default=None, metadata=_help("run dir of a finished run of that method (otherwise wiseft trains it itself)")
     )
 
 

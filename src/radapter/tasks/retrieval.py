@@ -82,6 +82,15 @@ class WorldTrainPairs(RetrievalTrainPairs):
         return self.images[key[0]][0], caption, group
 
 
+def _csv_group_key(path: str, key: str) -> str | None:
+    """The CSV's group column when its header has ``key`` (rows of a group are one image), else None."""
+    if not str(path).lower().endswith((".csv", ".tsv")) or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        header = f.readline()
+    return key if key in header.replace(",", "\t").strip().split("\t") else None
+
+
 def collate_pairs(items: Sequence[tuple]) -> Batch:
     images, captions, groups = zip(*items)
     return Batch(images=torch.stack(images), groups=torch.tensor(groups, dtype=torch.long), texts=list(captions))
@@ -91,7 +100,7 @@ def collate_pairs(items: Sequence[tuple]) -> Batch:
 def _world_sets(seed: int, n_train: int, n_test: int, captions_per_image: int) -> dict[str, ImageTextSet]:
     """The world retrieval benchmark as image–text sets (kept for the next run in this process)."""
     splits = retrieval_benchmark(seed, n_train=n_train, n_test=n_test, captions_per_image=captions_per_image)
-    return {name: ImageTextSet.from_arrays(name, s.images, s.captions) for name, s in splits.items()}
+    return {name: s.to_image_text_set(name) for name, s in splits.items()}
 
 
 @register_task
@@ -148,8 +157,9 @@ class RetrievalTask(Task):
             self.eval_sets.append((data, bool(c.ood)))
 
     def _read(self, path, kind, image_root, split, captions_per_image, name) -> ImageTextSet:
+        """Any supported annotation file (the CSV's separator is read from its header; its group column is
+        ``data.csv.label_key`` when the file has one)."""
         c = self.cfg.data.csv
-        csv = {"img_key": c.img_key, "caption_key": c.caption_key, "group_key": c.label_key or None}
         return load_image_text_set(
             os.path.expanduser(path),
             None if image_root is None else os.path.expanduser(image_root),
@@ -157,7 +167,9 @@ class RetrievalTask(Task):
             split=split,
             captions_per_image=captions_per_image,
             name=name,
-            csv_options=csv,
+            img_key=c.img_key,
+            caption_key=c.caption_key,
+            group_key=_csv_group_key(path, c.label_key),
         )
 
     # --- training ----------------------------------------------------------------------------------

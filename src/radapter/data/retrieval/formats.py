@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from radapter.data.base import DatasetLayoutError
+from radapter.data.errors import DataError
 from radapter.data.images import IMAGE_EXTENSIONS
 from radapter.data.retrieval.sets import CaptionsPerImage, ImageTextSet, check_image_files, select_captions
 
@@ -90,7 +91,7 @@ def _parse_splits(split: str | Sequence[str]) -> list[str]:
     names = [s.strip() for s in split.split("+")] if isinstance(split, str) else [str(s) for s in split]
     bad = [s for s in names if s not in KARPATHY_SPLITS]
     if bad or not names:
-        raise ValueError(
+        raise DataError(
             f"unknown Karpathy split(s) {bad or names}; expected names from {KARPATHY_SPLITS} joined by '+'"
         )
     return names
@@ -366,6 +367,16 @@ def _sniff_separator(path: str) -> str:
     return "\t" if "\t" in header else ","
 
 
+# what only some formats take: a Karpathy split, CSV column names and separator
+_FORMAT_OPTIONS = {
+    "split": ("karpathy",),
+    "sep": ("csv",),
+    "img_key": ("csv",),
+    "caption_key": ("csv",),
+    "group_key": ("csv",),
+}
+
+
 def load_image_text_set(
     path: str | os.PathLike,
     image_root: str | os.PathLike | None = None,
@@ -376,8 +387,9 @@ def load_image_text_set(
 
     Kinds: ``karpathy`` (JSON with ``images[].sentences``), ``coco`` (JSON with ``annotations``), ``flickr_txt``
     (``.txt``), ``csv`` (``.csv``/``.tsv``; separator TAB if the header has one, else comma, unless ``sep`` is
-    given), ``jsonl``. Other keyword arguments go to the
-    reader (``split``, ``captions_per_image``, ``name``, CSV column names, ...).
+    given), ``jsonl``. Other keyword arguments go to the reader (``captions_per_image``, ``name``, …); the
+    options only some formats have — ``split`` (Karpathy) and the CSV columns ``sep``, ``img_key``,
+    ``caption_key``, ``group_key`` — go to those formats only, so one call serves a file of any kind.
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
@@ -405,7 +417,8 @@ def load_image_text_set(
         "jsonl": read_caption_jsonl,
     }
     if kind not in readers:
-        raise ValueError(f"unknown retrieval annotation kind {kind!r}; expected one of {sorted(readers)} or 'auto'")
+        raise DataError(f"unknown retrieval annotation kind {kind!r}; expected one of {sorted(readers)} or 'auto'")
     if kind in ("karpathy", "coco", "flickr_txt") and image_root is None:
-        raise ValueError(f"{path}: the {kind} format needs image_root (the folder holding the images)")
+        raise DataError(f"{path}: the {kind} format needs image_root (the folder holding the images)")
+    kwargs = {k: v for k, v in kwargs.items() if kind in _FORMAT_OPTIONS.get(k, (kind,))}
     return readers[kind](path, image_root, **kwargs)

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from radapter.data.base import DatasetLayoutError
+from radapter.data.errors import DataError
 from radapter.data.images import load_image
 
 __all__ = ["CaptionsPerImage", "ImageTextSet", "check_image_files", "parse_captions_per_image", "select_captions"]
@@ -41,7 +42,7 @@ def parse_captions_per_image(value: CaptionsPerImage) -> int | None:
         if value.strip().isdigit():
             value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < 1:
-        raise ValueError(f"captions_per_image must be a positive integer or 'all', got {value!r}")
+        raise DataError(f"captions_per_image must be a positive integer or 'all', got {value!r}")
     return int(value)
 
 
@@ -102,16 +103,16 @@ class ImageTextSet:
 
     def __post_init__(self) -> None:
         if (self.image_paths is None) == (self.pixels is None):
-            raise ValueError("ImageTextSet needs exactly one of image_paths and pixels")
+            raise DataError("ImageTextSet needs exactly one of image_paths and pixels")
         n = len(self.image_paths) if self.image_paths is not None else len(self.pixels)
         if len(self.captions) != n or len(self.image_ids) != n:
-            raise ValueError(
+            raise DataError(
                 f"ImageTextSet {self.name!r}: {n} images but {len(self.captions)} caption lists "
                 f"and {len(self.image_ids)} image ids"
             )
         empty = [self.image_ids[i] for i, caps in enumerate(self.captions) if not caps]
         if empty:
-            raise ValueError(f"ImageTextSet {self.name!r}: images without captions: {empty[:5]}")
+            raise DataError(f"ImageTextSet {self.name!r}: images without captions: {empty[:5]}")
 
     @classmethod
     def from_arrays(
@@ -120,7 +121,7 @@ class ImageTextSet:
         """A set whose images are held in memory as uint8 [N, H, W, 3] (e.g. the built-in world)."""
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+            raise DataError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
         ids = list(range(len(images))) if image_ids is None else list(image_ids)
         return cls(name=name, captions=[list(c) for c in captions], image_ids=ids, pixels=images)
 

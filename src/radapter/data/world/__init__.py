@@ -37,6 +37,7 @@ from .generate import (
     pretraining_set,
     validation_set,
 )
+from .instances import InstanceCaptionSpec, WorldInstances, generate_instances, retrieval_benchmark
 from .spec import CLASSES, COLOURS, DOMAINS, ZERO_SHOT_TEMPLATES, WorldSpec
 
 __all__ = [
@@ -47,19 +48,23 @@ __all__ = [
     "WORLD_MEAN",
     "WORLD_STD",
     "ZERO_SHOT_TEMPLATES",
+    "InstanceCaptionSpec",
     "WorldCaptionDataset",
     "WorldDataset",
+    "WorldInstances",
     "WorldSamples",
     "WorldSpec",
     "build_world_clip",
     "downstream_benchmark",
     "fixed_eval_sample",
     "generate",
+    "generate_instances",
     "heldout_set",
     "images_to_tensor",
     "load_world_clip",
     "measured_cue_strength",
     "pretraining_set",
+    "retrieval_benchmark",
     "save_open_clip_dir",
     "validation_set",
     "world_clip_model_cfg",

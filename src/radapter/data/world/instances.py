@@ -44,7 +44,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from open_clip.tokenizer import SimpleTokenizer
 
+from ..retrieval.sets import ImageTextSet
 from .render import render
 from .spec import WorldSpec
 
@@ -166,10 +168,8 @@ class WorldInstances:
             spec=self.spec,
         )
 
-    def to_image_text_set(self, name: str):
+    def to_image_text_set(self, name: str) -> ImageTextSet:
         """The same images and captions as a :class:`radapter.data.retrieval.ImageTextSet` (pixels in memory)."""
-        from ..retrieval import ImageTextSet
-
         return ImageTextSet.from_arrays(name, self.images, self.captions)
 
 
@@ -206,8 +206,6 @@ def instance_attributes(
 
 @functools.lru_cache(maxsize=1)
 def _bpe():
-    from open_clip.tokenizer import SimpleTokenizer
-
     return SimpleTokenizer()
 
 
