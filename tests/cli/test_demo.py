@@ -105,3 +105,16 @@ def test_demo_retrieval_part_at_ci_size(tmp_path):
         "contrastive FT: ID R@1 ≥ zero-shot + 5",
         "contrastive FT: OOD R@1 below zero-shot",
     ]
+
+
+@pytest.mark.slow
+def test_demo_results_do_not_depend_on_the_number_of_workers(tmp_path):
+    """Independent runs trained in 2 worker processes give the rows a single process gives, bit for bit."""
+    docs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        argv = ["demo", "--quick", "--size", "ci", "--out", str(out), "--task", "classification"]
+        assert main([*argv, "--workers", str(workers), "--threads", "1"]) == 0
+        rows = [json.loads(x) for x in (out / "classification" / "rows.jsonl").read_text().splitlines()]
+        docs[workers] = [{k: v for k, v in r.items() if ":" in k or k in ("method", "alpha", "seed")} for r in rows]
+    assert docs[1] == docs[2]

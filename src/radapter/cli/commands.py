@@ -152,6 +152,7 @@ def cmd_demo(args, overrides) -> int:
         precision=args.precision,
         threads=args.threads,
         tasks=args.tasks,
+        workers=args.workers,
     )
     return 0
 

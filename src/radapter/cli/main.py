@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="1 seed, fewer rows (≈3 min)")
     p.add_argument("--size", choices=["full", "ci"], default="full", help=argparse.SUPPRESS)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: free cores)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per run (default 1)")
+    p.add_argument("--workers", type=int, default=None, help="runs trained side by side (default: free cores)")
     p.add_argument("--task", action="append", dest="tasks", help="run only this task's part (repeatable)")
 
     p = sub.add_parser("data", help="check a run's data: decode every training and evaluation image")

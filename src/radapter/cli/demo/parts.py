@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -60,10 +62,56 @@ class DemoPart:
     wiseft_of: dict[str, str] = field(default_factory=dict)
 
 
+WALL = "demo_wall_seconds.json"
+
+
 def _train(overrides: dict, out: str) -> tuple[list[dict], float]:
     t0 = time.perf_counter()
     rows = Run(load_config(None, {**overrides, "out": out})).run()
-    return rows, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    with open(os.path.join(out, WALL), "w", encoding="utf-8") as f:
+        json.dump({"wall_seconds": seconds}, f)
+    return rows, seconds
+
+
+def _train_in_worker(overrides: dict, out: str) -> float:
+    """A trained row run in a worker process (results land in its run folder; only the time comes back)."""
+    logging.getLogger("radapter").setLevel(logging.WARNING)
+    return _train(overrides, out)[1]
+
+
+def _independent(part: DemoPart, seed: int, name: str) -> bool:
+    """Rows that train a run of their own, needing no other row: these can run in parallel processes."""
+    overrides, reuse = part.runs[name]
+    return overrides is not None and reuse is None and name not in part.wiseft_of and not (name == "zeroshot" and seed)
+
+
+def train_independent_rows(part: DemoPart, jobs: list[tuple[int, str]], base: dict, out: str, workers: int) -> None:
+    """Trains the independent rows of ``jobs`` in ``workers`` processes (each with ``base["threads"]`` torch
+    threads), writing each run folder; the sequential pass then reads them. Every run is seeded and isolated,
+    so the results do not depend on the number of workers or the order they finish in."""
+    todo = [
+        (seed, name)
+        for seed, name in jobs
+        if _independent(part, seed, name)
+        and not os.path.exists(os.path.join(out, "runs", f"seed{seed}", name, "results.jsonl"))
+    ]
+    if workers <= 1 or len(todo) <= 1:
+        return
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(
+                _train_in_worker,
+                {**base, **part.runs[name][0], "seed": seed},
+                os.path.join(out, "runs", f"seed{seed}", name),
+            ): (seed, name)
+            for seed, name in todo
+        }
+        for future in tqdm(
+            as_completed(futures), total=len(futures), desc=f"demo {part.task}: training", dynamic_ncols=True
+        ):
+            future.result()
 
 
 def _reuse(name: str, overrides: dict, run_dir: str) -> tuple[list[dict], float]:
@@ -104,9 +152,10 @@ def method_rows(part: DemoPart, name: str, seed: int, rows: list[dict], base: di
         if overrides is not None:
             got, seconds = _reuse(name, overrides, os.path.join(out, "runs", f"seed{seed}", reuse))
         seconds += trained["wall_seconds"]
-    elif os.path.exists(os.path.join(run_dir, "results.jsonl")):  # resume an interrupted demo
+    elif os.path.exists(os.path.join(run_dir, "results.jsonl")):  # trained by a worker, or an interrupted demo
         got = [json.loads(line) for line in open(os.path.join(run_dir, "results.jsonl"), encoding="utf-8")]
-        seconds = got[0].get("wall_seconds", got[0].get("train_seconds", 0.0))
+        wall = os.path.join(run_dir, WALL)
+        seconds = json.load(open(wall, encoding="utf-8"))["wall_seconds"] if os.path.isfile(wall) else 0.0
     else:
         got, seconds = _train({**base, **overrides, "seed": seed}, run_dir)
     meta = got[0] if got else trained  # copied rows report the size of the method they stand for
@@ -134,8 +183,11 @@ def checks_markdown(checks: list[dict], preview: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_part(part: DemoPart, out: str, seeds: int, quick: bool, size: str, base: dict) -> dict:
+def run_part(part: DemoPart, out: str, seeds: int, quick: bool, size: str, base: dict, workers: int = 1) -> dict:
     """Runs every row of ``part`` for each seed into ``out``; writes its results.json / report.md / plots.
+
+    Args:
+        workers: Processes that train the independent rows in parallel (each with ``base["threads"]`` threads).
 
     Returns:
         The ``results.json`` document, with ``checks`` and ``seconds_total`` added.
@@ -146,6 +198,7 @@ def run_part(part: DemoPart, out: str, seeds: int, quick: bool, size: str, base:
     rows: list[dict] = []
     t0 = time.perf_counter()
     jobs = [(seed, name) for seed in range(seeds) for name in names]
+    train_independent_rows(part, jobs, base, out, workers)
     bar = tqdm(jobs, desc=f"radapter demo {part.task}", dynamic_ncols=True)
     for seed, name in bar:
         bar.set_postfix(seed=seed, method=name)
@@ -164,11 +217,12 @@ def run_part(part: DemoPart, out: str, seeds: int, quick: bool, size: str, base:
     doc["checks"] = part.checks(doc, model_params())
     doc["seconds_total"] = round(time.perf_counter() - t0, 1)
     doc["threads"] = base.get("threads")
+    doc["workers"] = workers
     written["results.json"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     preview = seeds < 3 or size != "full"
     with open(written["report.md"], "a", encoding="utf-8") as f:
         f.write(
             f"\n{checks_markdown(doc['checks'], preview)}\nWall time of this part: {doc['seconds_total'] / 60:.1f} min "
-            f"({doc['threads']} torch thread(s)).\n"
+            f"({workers} worker process(es), {doc['threads']} torch thread(s) each).\n"
         )
     return doc
