@@ -47,6 +47,7 @@ def make_clip(kind: str, seed: int = 0):
 
 def make_segmenter(kind: str, seed: int = 0, **overrides) -> Segmenter:
     clip, tok = make_clip(kind, seed)
-    cfg = SegmenterConfig(head=TINY_HEAD, templates=("a photo of a {}.", "a {}."), input_size=32, **overrides)
+    kwargs = {"head": TINY_HEAD, "templates": ("a photo of a {}.", "a {}."), "input_size": 32, **overrides}
+    cfg = SegmenterConfig(**kwargs)
     torch.manual_seed(seed + 100)
     return Segmenter(clip, tok, cfg)

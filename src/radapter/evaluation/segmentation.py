@@ -59,7 +59,9 @@ def confusion_matrix(pred: torch.Tensor, gt: torch.Tensor, num_classes: int, ign
             f"nor the ignore index {ignore_index}"
         )
     if pred.numel() and (pred.min() < 0 or pred.max() >= num_classes):
-        raise ValueError(f"predictions must be class ids 0..{num_classes - 1}, got {pred.min().item()}..{pred.max().item()}")
+        raise ValueError(
+            f"predictions must be class ids 0..{num_classes - 1}, got {pred.min().item()}..{pred.max().item()}"
+        )
     gt = torch.where(gt == ignore_index, torch.full_like(gt, num_classes), gt)
     n1 = num_classes + 1
     counts = torch.bincount((n1 * pred + gt).cpu(), minlength=n1 * n1)

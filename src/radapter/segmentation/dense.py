@@ -86,11 +86,27 @@ def vision_info(model: nn.Module) -> VisionInfo:
             raise UnsupportedBackboneError("dense features do not support open_clip towers with an attentional pooler")
         embed = v.proj.shape[1] if v.proj is not None else v.conv1.out_channels
         pool = "avg" if v.pool_type == "avg" else "tok"
-        return VisionInfo(library, v.patch_size[0], tuple(v.grid_size), v.conv1.out_channels, embed, len(v.transformer.resblocks), pool)
+        return VisionInfo(
+            library,
+            v.patch_size[0],
+            tuple(v.grid_size),
+            v.conv1.out_channels,
+            embed,
+            len(v.transformer.resblocks),
+            pool,
+        )
     vm = model.vision_model
     cfg = model.config.vision_config
     g = cfg.image_size // cfg.patch_size
-    return VisionInfo(library, cfg.patch_size, (g, g), cfg.hidden_size, model.visual_projection.out_features, len(vm.encoder.layers), "tok")
+    return VisionInfo(
+        library,
+        cfg.patch_size,
+        (g, g),
+        cfg.hidden_size,
+        model.visual_projection.out_features,
+        len(vm.encoder.layers),
+        "tok",
+    )
 
 
 def interpolate_pos_embed(pos: torch.Tensor, grid: tuple[int, int], new_grid: tuple[int, int]) -> torch.Tensor:
@@ -122,22 +138,31 @@ def _apply_residual(x: torch.Tensor, a: torch.Tensor, residual: str) -> torch.Te
 
 
 def _mha_weights(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-    """(in_proj W, b, out_proj W, b) of an ``nn.MultiheadAttention``, with an unmerged peft LoRA folded in."""
+    """(in_proj W, b, out_proj W, b) of an ``nn.MultiheadAttention``, or of peft's LoRA wrapper around one.
+
+    peft's ``lora.MultiheadAttention`` has no forward of its own to reuse: its forward merges the LoRA update into
+    the weights, calls the attention and unmerges. The same is done here, keeping the merged tensors (they carry
+    the gradient to the LoRA factors), so dense mode sees exactly the weights peft's forward uses. (peft 0.21
+    adds the ``out_proj`` update twice in that merge — once in the MHA merge, once in the wrapped linear's — and
+    ``merge_and_unload`` does the same; matching it keeps dense mode consistent with the trained model.)
+    """
     lora_a = getattr(attn, "lora_A", None)
-    if lora_a is not None and hasattr(attn, "get_base_layer"):  # peft's lora.MultiheadAttention
+    if lora_a is not None and hasattr(attn, "get_base_layer"):
         base = attn.get_base_layer()
-        w_in, w_out = base.in_proj_weight, base.out_proj.get_base_layer().weight
-        if not getattr(attn, "merged", False) and not getattr(attn, "disable_adapters", False):
-            for name in attn.active_adapters:
-                if name in lora_a:
-                    w_in = w_in + attn.get_delta_weight(name)
-            out = base.out_proj
-            for name in getattr(out, "active_adapters", []):
-                if name in getattr(out, "lora_A", {}):
-                    w_out = w_out + out.get_delta_weight(name)
-        return w_in, base.in_proj_bias, w_out, base.out_proj.get_base_layer().bias
+        active = [a for a in attn.active_adapters if a in lora_a]
+        if getattr(attn, "merged", False) or getattr(attn, "disable_adapters", False) or not active:
+            out = base.out_proj.get_base_layer()
+            return base.in_proj_weight, base.in_proj_bias, out.weight, out.bias
+        attn.merge(adapter_names=active)
+        try:
+            out = base.out_proj.get_base_layer()
+            return base.in_proj_weight, base.in_proj_bias, out.weight, out.bias
+        finally:
+            attn.unmerge()
     if not isinstance(attn, nn.MultiheadAttention) or attn.in_proj_weight is None:
-        raise UnsupportedBackboneError(f"dense mode needs nn.MultiheadAttention with a fused in_proj, got {type(attn).__name__}")
+        raise UnsupportedBackboneError(
+            f"dense mode needs nn.MultiheadAttention with a fused in_proj, got {type(attn).__name__}"
+        )
     return attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias
 
 
@@ -145,7 +170,9 @@ def _open_clip_dense_block(block: nn.Module, x: torch.Tensor, residual: str) -> 
     from open_clip.transformer import ResidualAttentionBlock
 
     if not isinstance(block, ResidualAttentionBlock):
-        raise UnsupportedBackboneError(f"dense mode supports open_clip's ResidualAttentionBlock, got {type(block).__name__}")
+        raise UnsupportedBackboneError(
+            f"dense mode supports open_clip's ResidualAttentionBlock, got {type(block).__name__}"
+        )
     w_in, b_in, w_out, b_out = _mha_weights(block.attn)
     d = w_out.shape[0]
     h = block.ln_1(x)

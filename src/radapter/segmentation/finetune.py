@@ -73,8 +73,11 @@ def _towers(model: nn.Module, towers: tuple[str, ...]) -> list[tuple[str, nn.Mod
         if t not in ("image", "text"):
             raise ValueError(f"towers must be 'image' and/or 'text', got {t!r}")
         if lib == "transformers":
-            out += [("vision_model", model.vision_model), ("visual_projection", model.visual_projection)] if t == "image" else [
-                ("text_model", model.text_model), ("text_projection", model.text_projection)]
+            out += (
+                [("vision_model", model.vision_model), ("visual_projection", model.visual_projection)]
+                if t == "image"
+                else [("text_model", model.text_model), ("text_projection", model.text_projection)]
+            )
         elif t == "image":
             out.append(("visual", model.visual))
         elif hasattr(model, "text"):
@@ -108,7 +111,9 @@ def select_clip_trainable(
         towers: Towers the strategy applies to (both, as CAT-Seg).
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r} (R-Adapter and LoRA come from methods)")
+        raise ValueError(
+            f"strategy must be one of {STRATEGIES}, got {strategy!r} (R-Adapter and LoRA come from methods)"
+        )
     model = getattr(model, "module", model)
     lib = get_handler(model).library
     for p in model.parameters():

@@ -60,6 +60,12 @@ class SegHeadConfig:
         self.decoder_dims = tuple(self.decoder_dims)
         self.decoder_guidance_dims = tuple(self.decoder_guidance_dims)
         self.decoder_guidance_proj_dims = tuple(self.decoder_guidance_proj_dims)
+        g0, g1 = self.decoder_guidance_proj_dims
+        if g0 >= self.hidden_dim or g1 >= self.decoder_dims[0]:
+            raise ValueError(
+                f"decoder_guidance_proj_dims {self.decoder_guidance_proj_dims} must be smaller than the channels they "
+                f"join (hidden_dim {self.hidden_dim}, decoder_dims[0] {self.decoder_dims[0]})"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -242,7 +248,9 @@ class SegHead(nn.Module):
         cfg = self.config = config
         hd = cfg.hidden_dim
         self.embed = nn.Conv2d(1, hd, cfg.embed_kernel, padding=cfg.embed_kernel // 2)
-        self.text_proj = nn.Sequential(nn.Linear(embed_dim, cfg.text_proj_dim), nn.ReLU()) if cfg.text_proj_dim else None
+        self.text_proj = (
+            nn.Sequential(nn.Linear(embed_dim, cfg.text_proj_dim), nn.ReLU()) if cfg.text_proj_dim else None
+        )
         app = cfg.appearance_proj_dim
         self.appearance_proj = nn.Sequential(nn.Conv2d(embed_dim, app, 3, padding=1), nn.ReLU()) if app else None
         self.spatial = nn.ModuleList()
@@ -250,7 +258,8 @@ class SegHead(nn.Module):
         for _ in range(cfg.num_layers):
             self.spatial.append(
                 nn.ModuleList(
-                    SpatialBlock(hd, app, cfg.num_heads, cfg.window_size, shift, cfg.mlp_ratio) for shift in (False, True)
+                    SpatialBlock(hd, app, cfg.num_heads, cfg.window_size, shift, cfg.mlp_ratio)
+                    for shift in (False, True)
                 )
             )
             self.classwise.append(
@@ -265,7 +274,7 @@ class SegHead(nn.Module):
             self.guidance_proj = nn.ModuleList(
                 nn.Sequential(nn.Conv2d(d, p, 3, padding=1), nn.ReLU()) for d, p in zip(gd, gp)
             )
-        g0, g1 = (gp if self.guided else (0, 0))
+        g0, g1 = gp if self.guided else (0, 0)
         self.up1 = _Up(hd, cfg.decoder_dims[0], g0)
         self.up2 = _Up(cfg.decoder_dims[0], cfg.decoder_dims[1], g1)
         self.out = nn.Conv2d(cfg.decoder_dims[1], 1, 3, padding=1)
@@ -305,7 +314,9 @@ class SegHead(nn.Module):
         g1 = g2 = None
         if self.guided:
             if not intermediates or len(intermediates) != 2:
-                raise ValueError("this head is guided by two intermediate CLIP feature maps; got " f"{len(intermediates or [])}")
+                raise ValueError(
+                    f"this head is guided by two intermediate CLIP feature maps; got {len(intermediates or [])}"
+                )
             g1 = self.guidance_proj[0](self.guidance_up[0](intermediates[0]))
             g2 = self.guidance_proj[1](self.guidance_up[1](intermediates[1]))
         x = self.up1(x, g1, k)

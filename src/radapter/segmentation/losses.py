@@ -20,7 +20,9 @@ __all__ = ["LOSSES", "segmentation_loss"]
 LOSSES = ("bce", "ce")
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce", ignore_index: int = 255) -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, kind: str = "bce", ignore_index: int = 255
+) -> torch.Tensor:
     """Mean per-pixel loss over labelled pixels.
 
     Args:
@@ -38,7 +40,9 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "b
     if kind not in LOSSES:
         raise ValueError(f"loss kind must be one of {LOSSES}, got {kind!r}")
     if logits.dim() != 4 or target.dim() != 3 or logits.shape[0] != target.shape[0]:
-        raise ValueError(f"logits [B, K, h, w] and target [B, H, W] expected, got {tuple(logits.shape)}, {tuple(target.shape)}")
+        raise ValueError(
+            f"logits [B, K, h, w] and target [B, H, W] expected, got {tuple(logits.shape)}, {tuple(target.shape)}"
+        )
     k = logits.shape[1]
     target = target.long()
     valid = target != ignore_index

@@ -159,7 +159,12 @@ def segmentation_class_list(name: str) -> SegClassList:
     raw = json.loads(_read(fname))
     if isinstance(raw, dict):
         return SegClassList(
-            key, tuple(raw["classes"]), tuple(raw["prompts"]), tuple(int(i) for i in raw["prompt_to_class"]), ignore, ext
+            key,
+            tuple(raw["classes"]),
+            tuple(raw["prompts"]),
+            tuple(int(i) for i in raw["prompt_to_class"]),
+            ignore,
+            ext,
         )
     return SegClassList(key, tuple(str(n).strip() for n in raw), ignore_value=ignore, label_ext=ext)
 

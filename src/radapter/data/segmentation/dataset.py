@@ -40,7 +40,9 @@ def _stems(folder: str, exts: Sequence[str], what: str) -> dict[str, str]:
         if ext.lower() not in exts:
             continue
         if stem in out:
-            raise ValueError(f"{what} folder {folder}: two files share the stem {stem!r} ({os.path.basename(out[stem])}, {name})")
+            raise ValueError(
+                f"{what} folder {folder}: two files share the stem {stem!r} ({os.path.basename(out[stem])}, {name})"
+            )
         out[stem] = os.path.join(folder, name)
     return out
 
@@ -61,7 +63,9 @@ def pair_files(
     images = _stems(image_dir, tuple(e.lower() for e in image_exts), "image")
     labels = _stems(label_dir, tuple(e.lower() for e in label_exts), "label")
     common = sorted(images.keys() & labels.keys())
-    unpaired = sorted([images[s] for s in images.keys() - labels.keys()] + [labels[s] for s in labels.keys() - images.keys()])
+    unpaired = sorted(
+        [images[s] for s in images.keys() - labels.keys()] + [labels[s] for s in labels.keys() - images.keys()]
+    )
     if unpaired and not allow_unpaired:
         shown = ", ".join(unpaired[:5]) + (f" and {len(unpaired) - 5} more" if len(unpaired) > 5 else "")
         raise ValueError(
@@ -135,7 +139,8 @@ class SemanticSegmentationDataset(Dataset):
         label = read_label(label_path)
         if (image.height, image.width) != label.shape:
             raise LabelFileError(
-                label_path, f"size {label.shape[1]}x{label.shape[0]} differs from its image {image_path} ({image.width}x{image.height})"
+                label_path,
+                f"size {label.shape[1]}x{label.shape[0]} differs from its image {image_path} ({image.width}x{image.height})",
             )
         if self.num_classes is not None:
             check_label_values(label, self.num_classes, self.ignore_value, label_path)

@@ -56,7 +56,9 @@ class SegEvalTransform:
         self, image: Image.Image, label: np.ndarray, rng: np.random.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if (image.height, image.width) != label.shape:
-            raise ValueError(f"image is {image.height}x{image.width} but its label map is {label.shape[0]}x{label.shape[1]}")
+            raise ValueError(
+                f"image is {image.height}x{image.width} but its label map is {label.shape[0]}x{label.shape[1]}"
+            )
         return to_tensor_normalised(image, self.mean, self.std), _label_tensor(label)
 
 
@@ -118,7 +120,9 @@ class SegTrainTransform:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         rng = rng if rng is not None else np.random.default_rng()
         if (image.height, image.width) != label.shape:
-            raise ValueError(f"image is {image.height}x{image.width} but its label map is {label.shape[0]}x{label.shape[1]}")
+            raise ValueError(
+                f"image is {image.height}x{image.width} but its label map is {label.shape[0]}x{label.shape[1]}"
+            )
         scale = rng.uniform(*self.scale_range)
         short = max(1, round(self.resize_short * scale))
         h, w = label.shape
