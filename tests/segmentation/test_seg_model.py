@@ -158,3 +158,50 @@ def test_sliding_window_averages_overlapping_crops_and_the_global_view():
     assert count.min() >= 1
     assert torch.allclose(out[0, 0], ref)
     assert torch.allclose(sliding_window_scores(crop_mean, img, 6, 0.5, global_view=False)[0, 0], total / count)
+
+
+def test_config_and_head_round_trip_through_json_and_safetensors(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from radapter.segmentation import SegmenterConfig
+
+    seg = make_segmenter("open_clip", input_size=48).eval()
+    cfg = SegmenterConfig(**json.loads(json.dumps(seg.config.to_dict())))
+    assert cfg == seg.config
+    save_file({k: v.contiguous() for k, v in seg.head.state_dict().items()}, str(tmp_path / "head.safetensors"))
+    other = make_segmenter("open_clip", seed=0, input_size=48).eval()
+    torch.manual_seed(7)
+    other = type(seg)(other.clip, other.tokenizer, cfg).eval()  # a fresh, differently initialised head
+    x = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        assert not torch.allclose(other(x, ["cat", "dog"]), seg(x, ["cat", "dog"]))
+        other.head.load_state_dict(load_file(str(tmp_path / "head.safetensors")))
+        assert torch.equal(other(x, ["cat", "dog"]), seg(x, ["cat", "dog"]))
+
+
+@pytest.mark.parametrize(
+    "grid, shift, poke, reach",
+    [
+        (8, False, (0, 0), (slice(0, 4), slice(0, 4))),  # plain 4x4 windows
+        (8, True, (0, 0), (slice(0, 2), slice(0, 2))),  # shifted by 2: the corner's window wraps, the mask cuts it
+        (8, True, (3, 3), (slice(2, 6), slice(2, 6))),  # shifted window in the middle
+        (6, False, (5, 5), (slice(4, 6), slice(4, 6))),  # 6x6 padded to 8x8: the last window holds 2x2 real tokens
+        (6, True, (0, 5), (slice(0, 2), slice(2, 6))),  # padded and shifted: [2, 6) is one window, pad masked
+    ],
+)
+def test_window_attention_reaches_exactly_its_window(grid, shift, poke, reach):
+    from radapter.segmentation.head import SpatialBlock
+
+    torch.manual_seed(0)
+    block = SpatialBlock(dim=8, guidance_dim=4, heads=2, window=4, shift=shift, mlp_ratio=2.0).eval()
+    x = torch.randn(1, 2, grid, grid, 8)
+    g = torch.randn(1, grid, grid, 4)
+    x2 = x.clone()
+    x2[:, :, poke[0], poke[1]] += torch.randn(8)  # not a constant: LayerNorm would remove that
+    with torch.no_grad():
+        changed = (block(x2, g) - block(x, g)).abs().amax(dim=(0, 1, 4)) > 1e-6  # [grid, grid]
+    expected = torch.zeros(grid, grid, dtype=torch.bool)
+    expected[reach] = True
+    assert torch.equal(changed, expected)

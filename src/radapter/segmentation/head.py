@@ -145,11 +145,12 @@ class SpatialBlock(nn.Module):
             if shift or (hp, wp) != (h, w):
                 ids = _windows(_region_ids(hp, wp, h, w, ws, shift, x.device)[None, ..., None], ws)[..., 0]
                 mask = (ids[:, :, None] != ids[:, None, :]).to(x.dtype) * -1e4  # [nW, T, T]
-                mask = mask.repeat(b * k, 1, 1)[:, None]
         d = c // self.heads
-        qw, kw, vw = (t.reshape(t.shape[0], t.shape[1], self.heads, d).transpose(1, 2) for t in (qw, kw, vw))
-        out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask)
-        out = out.transpose(1, 2).reshape(out.shape[0], -1, c)
+        n_seq = b * k
+        # [B·K, nW, heads, T, d]; the window mask [nW, 1, T, T] broadcasts over sequences and heads (no copy per class)
+        qw, kw, vw = (t.reshape(n_seq, -1, t.shape[1], self.heads, d).transpose(2, 3) for t in (qw, kw, vw))
+        out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=None if mask is None else mask[:, None])
+        out = out.transpose(2, 3).reshape(-1, qw.shape[3], c)
         if ws is None:
             out = out.reshape(b * k, h, w, c)
         else:
