@@ -13,6 +13,20 @@ which the world CLIP cannot tell apart). With windows tiling the canvas that is 
 is computed batched here and checked against :meth:`Segmenter.predict` on a few scenes.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/probe_world_segmentation.py --seeds 0 --out /tmp/seg_probe.json
+
+Measured with the defaults (seeds 0, 1, 2; 384 training scenes, 64 test scenes per split, 300 steps of batch 16;
+mean ± std over seeds; mIoU over the 10-class vocabulary; "OOD" = mean over the five held-out domains):
+
+    row                 ID seen       ID unseen     OOD mIoU
+    zero-shot (no head)  6.6 ± 1.4    11.4 ± 0.9    12.4 ± 0.3     (chance level)
+    frozen + head       29.8 ± 7.7    22.8 ± 2.4    25.2 ± 2.8
+    Q/V (CAT-Seg)       39.6 ± 3.4    27.6 ± 1.8    32.8 ± 1.7
+    full fine-tuning    46.8 ± 3.8    21.3 ± 1.5    32.8 ± 0.7
+    R-Adapter α = 0.4   30.8 ± 5.4    26.7 ± 1.3    28.5 ± 2.1
+    R-Adapter α = 0.8   37.6 ± 5.7    26.6 ± 1.0    31.6 ± 1.3
+    R-Adapter α = 1.0   39.7 ± 5.4    25.4 ± 0.9    32.6 ± 1.2
+
+Time per seed (one thread, on a 2-core machine shared with 3–4 other jobs): 13–27 min wall.
 """
 
 from __future__ import annotations
