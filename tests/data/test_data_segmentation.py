@@ -208,3 +208,21 @@ def test_eval_transform_and_nearest_resize():
     assert np.array_equal(nearest_resize(lab, 4, 4), np.kron(lab, np.ones((2, 2), dtype=np.uint16)))
     with pytest.raises(ValueError, match="label map is 2x2"):
         SegEvalTransform()(Image.new("RGB", (3, 3)), lab)
+
+
+def test_every_segmentation_resource_is_attributed_in_the_readme():
+    from importlib import resources
+
+    root = resources.files("radapter.data").joinpath("resources")
+    readme = root.joinpath("README.md").read_text(encoding="utf-8")
+    files = sorted(p.name for p in root.joinpath("segmentation").iterdir())
+    assert files == [
+        "ade150.json",
+        "ade847.json",
+        "coco_stuff171.json",
+        "pc459.json",
+        "pc59.json",
+        "voc20.json",
+        "voc20b.json",
+    ]
+    assert all(f"`{name}`" in readme for name in files)
