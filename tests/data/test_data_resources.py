@@ -60,7 +60,7 @@ def test_objectnet_mapping_has_113_classes_on_125_imagenet_classes():
 
 def test_every_resource_file_is_attributed_in_the_readme():
     readme = (RESOURCES / "README.md").read_text()
-    files = sorted(p.name for p in RESOURCES.iterdir() if p.name != "README.md")
+    files = sorted(p.name for p in RESOURCES.iterdir() if p.name != "README.md" and p.is_file())
     assert files == [
         "imagenet_a_wnids.txt",
         "imagenet_ilsvrc2012_ids.txt",
