@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
 from ..backbones import UnsupportedBackboneError, get_handler
@@ -77,8 +78,6 @@ def vision_info(model: nn.Module) -> VisionInfo:
     model = getattr(model, "module", model)
     library = get_handler(model).library
     if library == "open_clip":
-        from open_clip.transformer import VisionTransformer
-
         v = model.visual
         if not isinstance(v, VisionTransformer):
             raise UnsupportedBackboneError(f"dense features need open_clip's VisionTransformer, got {type(v).__name__}")
@@ -167,8 +166,6 @@ def _mha_weights(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, to
 
 
 def _open_clip_dense_block(block: nn.Module, x: torch.Tensor, residual: str) -> torch.Tensor:
-    from open_clip.transformer import ResidualAttentionBlock
-
     if not isinstance(block, ResidualAttentionBlock):
         raise UnsupportedBackboneError(
             f"dense mode supports open_clip's ResidualAttentionBlock, got {type(block).__name__}"
