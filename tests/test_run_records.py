@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 
+import pytest
 import torch
 
 from conftest import tiny_train_args
@@ -133,3 +134,27 @@ def test_threads_flag_sets_torchs_threads(tiny_open_clip_json, tiny_folders, tmp
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_pretrained_is_honoured_or_refused_for_folder_models(tiny_open_clip_json, tiny_folders, tmp_path, capsys):
+    """'default' loads a local-dir folder's weights, 'none' initialises its architecture randomly, a tag is refused."""
+    import radapter
+    from conftest import make_open_clip
+    from radapter.runs import resolve_pretrained
+
+    folder = tmp_path / "model"
+    radapter.export_merged(make_open_clip(3), str(folder))
+    base = tiny_train_args(tiny_open_clip_json, tiny_folders, tmp_path / "x", "zeroshot")
+    base[base.index("--model") + 1] = f"local-dir:{folder}"
+    assert main([*base, "--pretrained", "laion2b"]) == 2
+    assert "pretrained 'laion2b' cannot apply" in capsys.readouterr().err
+    for tag in ("default", "none"):  # both load: the folder's weights, or its architecture initialised randomly
+        args = [*base, "--pretrained", tag]
+        args[args.index("--out") + 1] = str(tmp_path / tag)
+        assert main(args) == 0
+    loaded = radapter.load_model(f"local-dir:{folder}", "none")
+    assert loaded.info["pretrained"] == "none"
+    assert not torch.equal(loaded.model.visual.conv1.weight, make_open_clip(3).visual.conv1.weight)
+    assert resolve_pretrained("ViT-B-16", "default") == "openai"
+    with pytest.raises(radapter.ConfigError, match="webli"):
+        resolve_pretrained("ViT-B-16-SigLIP", "default")

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import open_clip
 import torch
 
 from .adapters.io import save_classifier
@@ -69,11 +70,28 @@ def deploy_alpha(cfg: RunConfig, task: type[Task] | None = None) -> float:
     return float((task or get_task(cfg.task)).default_alpha)
 
 
+def resolve_pretrained(name: str, pretrained: str | None) -> str | None:
+    """``model.pretrained`` as :func:`radapter.load_model` takes it. ``"default"``: the model's own weights — a
+    ``local-dir:``/``hf:`` folder's, nothing for a model-config JSON (random init), and for an open_clip name its
+    ``openai`` tag where it has one (else the name's tags are listed in the error)."""
+    if pretrained != "default":
+        return pretrained
+    if name.startswith(("local-dir:", "hf:")) or name.endswith(".json"):
+        return None
+    tags = [t for m, t in open_clip.list_pretrained() if m == name]
+    if "openai" in tags:
+        return "openai"
+    raise ConfigError(
+        f"model.pretrained: {name!r} has no 'openai' weights to default to; name a tag "
+        f"({', '.join(tags) or 'none known'}), a checkpoint path, or 'none' for a random initialisation"
+    )
+
+
 def load_backbone(cfg: RunConfig, device: torch.device | str = "cpu") -> LoadedModel:
     """The run's base model, in eval mode. Seeded first, so a randomly initialised base (``pretrained: none``)
     is the same model in every process and every command that reopens the run."""
     torch.manual_seed(cfg.seed)
-    backbone = load_model(cfg.model.name, cfg.model.pretrained, device)
+    backbone = load_model(cfg.model.name, resolve_pretrained(cfg.model.name, cfg.model.pretrained), device)
     backbone.model.eval()
     return backbone
 

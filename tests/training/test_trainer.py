@@ -257,7 +257,7 @@ def test_hf_clip_model_trains_and_exports(tiny_hf_dir, tiny_folders, tmp_path):
     import radapter
 
     out = tmp_path / "hf"
-    args = tiny_train_args("unused", tiny_folders, out, "radapter", "--optim.lr", "0.05")
+    args = tiny_train_args("unused", tiny_folders, out, "radapter", "--optim.lr", "0.05", "--pretrained", "default")
     args[args.index("--model") + 1] = f"hf:{tiny_hf_dir}"
     assert main(args) == 0
     rows = _rows(out)

@@ -27,7 +27,12 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
+from ..errors import UserError
 from .base import supported_backbones
+
+
+class BackboneLoadError(UserError, ValueError):
+    """A model name, path or pretrained tag that cannot be loaded as asked."""
 
 
 @dataclass
@@ -100,7 +105,13 @@ def resolve_open_clip(spec: str, pretrained: str | None) -> tuple[str, dict[str,
             raise FileNotFoundError(f"{cfg_path}: missing (a local-dir: model needs open_clip_config.json + weights)")
         with open(cfg_path, encoding="utf-8") as f:
             model_cfg = json.load(f).get("model_cfg")
-        pretrained = None
+        if pretrained not in (None, "", "none"):
+            raise BackboneLoadError(
+                f"{spec}: a local-dir model loads its folder's weights; pretrained {pretrained!r} cannot apply "
+                "(leave it unset, or 'none' for a random initialisation of the folder's architecture)"
+            )
+        kwargs = {"load_weights": False} if pretrained == "none" else {}
+        return spec, model_cfg, None, kwargs
     elif spec.endswith(".json"):
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"{spec}: model config JSON not found")
@@ -110,12 +121,12 @@ def resolve_open_clip(spec: str, pretrained: str | None) -> tuple[str, dict[str,
             model_cfg = model_cfg["model_cfg"]
         for key in ("embed_dim", "vision_cfg", "text_cfg"):
             if key not in model_cfg:
-                raise ValueError(f"{spec}: not an open_clip model config (missing key {key!r})")
+                raise BackboneLoadError(f"{spec}: not an open_clip model config (missing key {key!r})")
         open_clip.add_model_config(spec)
         name = os.path.splitext(os.path.basename(spec))[0]
     else:
         if name not in open_clip.list_models():
-            raise ValueError(
+            raise BackboneLoadError(
                 f"unknown model {spec!r}: not an open_clip model name (see open_clip.list_models()), "
                 "'local-dir:PATH', 'hf:NAME_OR_PATH' or a model-config .json path"
             )
@@ -137,7 +148,7 @@ def _load_open_clip(spec: str, pretrained: str | None, device: str) -> LoadedMod
     info = {
         "library": "open_clip",
         "name": spec,
-        "pretrained": tag,
+        "pretrained": "none" if kwargs.get("load_weights") is False else tag,
         "model_cfg": model_cfg,
         "preprocess_cfg": pp,
         "quick_gelu": bool(model_cfg.get("quick_gelu", False)),
@@ -188,7 +199,7 @@ def _hf_preprocess(name: str, model_type: str, config: Any) -> dict[str, Any]:
     return out
 
 
-def _load_hf(name: str, device: str) -> LoadedModel:
+def _load_hf(name: str, device: str, random_init: bool = False) -> LoadedModel:
     try:
         import transformers
         from transformers import AutoConfig, AutoTokenizer
@@ -205,7 +216,7 @@ def _load_hf(name: str, device: str) -> LoadedModel:
     cls = getattr(transformers, class_name, None)
     if cls is None:
         raise ImportError(f"hf:{name}: transformers {transformers.__version__} has no {class_name}; upgrade it")
-    model = cls.from_pretrained(name).to(device)
+    model = (cls(config) if random_init else cls.from_pretrained(name)).to(device)
     tokenizer = None
     if has_text:
         text_config = getattr(config, "text_config", config)
@@ -214,7 +225,7 @@ def _load_hf(name: str, device: str) -> LoadedModel:
     info = {
         "library": "transformers",
         "name": f"hf:{name}",
-        "pretrained": None,
+        "pretrained": "none" if random_init else None,
         "architecture": class_name,
         "preprocess_cfg": pp,
     }
@@ -222,12 +233,24 @@ def _load_hf(name: str, device: str) -> LoadedModel:
 
 
 def load_model(spec: str, pretrained: str | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Loads a supported backbone by name or path (see the module docstring for the forms)."""
+    """Loads a supported backbone by name or path (see the module docstring for the forms).
+
+    Args:
+        spec: An open_clip name, ``local-dir:PATH``, ``hf:NAME_OR_PATH`` or an open_clip model-config JSON.
+        pretrained: For open_clip names: a pretrained tag or checkpoint file, None / ``"none"`` for a random
+            initialisation. For ``local-dir:`` and ``hf:`` models, which carry their weights: None (the folder's
+            weights) or ``"none"`` (a random initialisation of the same architecture); a tag is an error.
+    """
     device = str(device)
     if spec.startswith("hf:"):
-        loaded = _load_hf(spec[3:], device)
+        if pretrained not in (None, "", "none"):
+            raise BackboneLoadError(
+                f"{spec}: a transformers model loads its own weights; pretrained {pretrained!r} cannot apply "
+                "(leave it unset, or 'none' for a random initialisation of its architecture)"
+            )
+        loaded = _load_hf(spec[3:], device, random_init=pretrained == "none")
     elif spec.startswith("hf-hub:"):
-        raise ValueError(
+        raise BackboneLoadError(
             f"{spec!r}: use 'hf:NAME' for transformers models (CLIP, SigLIP, SigLIP2); open_clip hf-hub models load by "
             "'local-dir:' after download. Supported: " + supported_backbones()
         )

@@ -39,7 +39,11 @@ class ModelConfig:
         ),
     )
     pretrained: str | None = field(
-        default="openai", metadata=_help("open_clip pretrained tag or checkpoint path; 'none' = random init")
+        default="default",
+        metadata=_help(
+            "'default': the model's own weights (a local-dir:/hf: folder's; for an open_clip name its 'openai' tag, "
+            "else name one); an open_clip pretrained tag or checkpoint path; 'none': random initialisation"
+        ),
     )
 
 
