@@ -1,6 +1,9 @@
 """Tasks: what is trained for and how it is scored (classification, retrieval, …), selected by ``task:``."""
 
-from . import classification  # noqa: F401  (registers the task)
+from . import (
+    classification,  # noqa: F401  (registers the task)
+    fewshot,  # noqa: F401  (registers base2new and cross_dataset)
+)
 from .base import (
     CAPABILITIES,
     CAPTIONS,

@@ -13,10 +13,10 @@ import time
 
 from ...errors import ConfigError, InputFileError
 from ...utils.perf import choose_threads
-from . import classification
+from . import base2new, classification
 from .parts import WORLD_MODEL, DemoPart, run_part
 
-PARTS: dict[str, DemoPart] = {p.task: p for p in (classification.PART,)}
+PARTS: dict[str, DemoPart] = {p.task: p for p in (classification.PART, base2new.PART)}
 
 
 def run_demo(
