@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -414,11 +413,3 @@ class CrossDatasetTask(FewShotTask):
         if self.targets:
             out["avg_ood:top1"] = sum(results[f"{t}:top1"] for t in self.targets) / len(self.targets)
         return {**out, "dataset": self.dataset, "shots": self.shots}
-
-
-def hm_of(row: dict[str, Any]) -> float | None:
-    """HM of a base-to-novel row (or summary row): from its base and novel top-1 (None for other rows)."""
-    base, novel = row.get("base:top1"), row.get("novel:top1")
-    if base is None or novel is None or any(isinstance(v, float) and math.isnan(v) for v in (base, novel)):
-        return None
-    return harmonic_mean(base, novel)
