@@ -22,6 +22,7 @@ from ..errors import UserError
 from ..training.checkpoint import latest_checkpoint
 from ..utils.perf import use_fast_frozen_linear
 from . import commands
+from .fewshot import add_fewshot_parser
 
 SHORTCUTS = {
     "model": "model.name",
@@ -34,7 +35,7 @@ SHORTCUTS = {
     "threads": "threads",
 }
 # commands that take --section.key overrides
-WITH_OVERRIDES = ("train", "eval", "sweep", "data")
+WITH_OVERRIDES = ("train", "eval", "sweep", "data", "fewshot")
 
 
 def parse_overrides(extra: list[str]) -> dict[str, object]:
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default 1)")
     p.add_argument("--workers", type=int, default=None, help="runs trained side by side (default: free cores)")
     p.add_argument("--task", action="append", dest="tasks", help="run only this task's part (repeatable)")
+
+    add_fewshot_parser(sub)  # fewshot base2new / fewshot xd
 
     p = sub.add_parser("data", help="check a run's data: decode every training and evaluation image")
     p.add_argument("action", choices=["check"])

@@ -79,10 +79,54 @@ class RetrievalSource:
 
 
 @dataclass
+class CoOpSource:
+    """``data.coop``: a dataset of the CoOp benchmark for the ``base2new`` and ``cross_dataset`` tasks."""
+
+    dataset: str | None = field(
+        default=None,
+        metadata=_help(
+            "the training dataset: imagenet | caltech101 | oxford_pets | stanford_cars | oxford_flowers | food101 | "
+            "fgvc_aircraft | sun397 | dtd | eurosat | ucf101 (CoOp's names and folders work too)"
+        ),
+    )
+    root: str = field(default="data", metadata=_help("$DATA: the folder holding the datasets' folders (or few_shot/)"))
+    layout: str = field(
+        default="coop",
+        metadata=_help("coop (CoOp's split_zhou_*.json / text files) | authors (few_shot/<name>/{train,val,test}/)"),
+    )
+    shots: int | None = field(
+        default=16, metadata=_help("K: training images per class (val gets min(K, 4)); null: every training image")
+    )
+    repeat: bool = field(
+        default=False, metadata=_help("fill classes with fewer than K images by drawing with replacement (Dassl)")
+    )
+    targets: list[str] = field(
+        default_factory=list,
+        metadata=_help(
+            "cross_dataset: datasets evaluated on all their classes with their own template (not the source)"
+        ),
+    )
+    templates: str = field(
+        default="coop",
+        metadata=_help(
+            "coop (each dataset's CoOp prompt; the world's own templates) | imagenet80 (the 80 OpenAI templates, "
+            "as the R-Adapter authors used) | a file with one template per line"
+        ),
+    )
+    cache_dir: str | None = field(
+        default=None, metadata=_help("folder of the few-shot draw's JSON cache; default: the run folder")
+    )
+    check_files: bool = field(default=True, metadata=_help("check that every image a split file lists exists"))
+
+
+@dataclass
 class DataConfig:
     kind: str = field(
         default="imagefolder",
-        metadata=_help("training data source: imagefolder | csv | world (and task-specific ones)"),
+        metadata=_help(
+            "training data source: imagefolder | csv | world (classification); karpathy | coco | flickr_txt | "
+            "csv | jsonl | auto | world (retrieval); coop | world (base2new, cross_dataset: see data.coop)"
+        ),
     )
     train: str | None = field(
         default=None, metadata=_help("training data: an ImageFolder dir or a CSV file (not used by kind 'world')")
@@ -119,6 +163,7 @@ class DataConfig:
     csv: CsvSource = field(default_factory=CsvSource)
     world: WorldSource = field(default_factory=WorldSource)
     retrieval: RetrievalSource = field(default_factory=RetrievalSource)
+    coop: CoOpSource = field(default_factory=CoOpSource)
 
 
 @dataclass
@@ -212,13 +257,30 @@ class WiseFTMethodConfig:
 
 
 @dataclass
+class CoOpMethodConfig:
+    """``method.coop``: CoOp's learnable prompt context (Zhou et al., IJCV 2022); everything else stays frozen."""
+
+    n_ctx: int | None = field(
+        default=None,
+        metadata=_help("context vectors M; default 16 with random init, the init phrase's token count with init"),
+    )
+    init: str | None = field(
+        default=None, metadata=_help("null: random N(0, 0.02²) context; or a phrase, e.g. 'a photo of a'")
+    )
+    label_smoothing: float = field(default=0.0, metadata=_help("cross-entropy label smoothing (CoOp: 0)"))
+
+
+@dataclass
 class MethodConfig:
-    name: str = field(default="radapter", metadata=_help("zeroshot | ft | lpft | flyp | wiseft | lora | radapter"))
+    name: str = field(
+        default="radapter", metadata=_help("zeroshot | ft | lpft | flyp | wiseft | lora | radapter | coop")
+    )
     radapter: RAdapterMethodConfig = field(default_factory=RAdapterMethodConfig)
     lora: LoraMethodConfig = field(default_factory=LoraMethodConfig)
     ft: FTMethodConfig = field(default_factory=FTMethodConfig)
     lpft: LPFTMethodConfig = field(default_factory=LPFTMethodConfig)
     wiseft: WiseFTMethodConfig = field(default_factory=WiseFTMethodConfig)
+    coop: CoOpMethodConfig = field(default_factory=CoOpMethodConfig)
 
 
 @dataclass
@@ -248,7 +310,10 @@ class RunConfig:
         default=None,
         metadata=_help("torch CPU threads; default: one per core, or only the free cores when the machine is busy"),
     )
-    task: str = field(default="classification", metadata=_help("the task: classification (see `radapter tasks`)"))
+    task: str = field(
+        default="classification",
+        metadata=_help("the task: classification | retrieval | base2new | cross_dataset | … (see `radapter tasks`)"),
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -40,6 +40,7 @@ METHOD_LABELS = {
     "wiseft": "WiSE-FT",
     "lora": "LoRA",
     "radapter": "R-Adapter",
+    "coop": "CoOp",
 }
 
 # Columns that are bookkeeping, never averaged.

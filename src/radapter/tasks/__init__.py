@@ -1,6 +1,6 @@
 """Tasks: what is trained for and how it is scored (classification, retrieval, …), selected by ``task:``."""
 
-from . import classification, retrieval  # noqa: F401  (registers the tasks)
+from . import classification, fewshot, retrieval  # noqa: F401  (registers the tasks)
 from .base import (
     CAPABILITIES,
     CAPTIONS,

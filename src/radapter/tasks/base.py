@@ -56,11 +56,26 @@ class Batch:
 
 @dataclass
 class Scorer:
-    """How to score one model variant: a fixed head for the training classes (a fine-tuned linear head) or
-    None, in which case the task builds zero-shot heads / text sets from the model's own text tower."""
+    """How to score one model variant: a fixed head for the training classes (a fine-tuned linear head), a
+    ``class_head`` that builds a head for any class list (CoOp's learned context), or neither, in which case the
+    task builds zero-shot heads / text sets from the model's own text tower."""
 
     model: nn.Module
     head: torch.Tensor | None = None  # [C, D] over Task.classnames
+    #: ``(classnames, templates) -> [C, D]`` head for any class list (novel classes, other datasets), or None
+    class_head: Callable[[Sequence[str], Sequence[Any]], torch.Tensor] | None = None
+
+    def head_over(
+        self, classnames: Sequence[str], templates: Sequence[Any], training: Sequence[str] | None = None
+    ) -> torch.Tensor | None:
+        """The variant's own [C, D] head for ``classnames``: ``head`` when they are the training classes
+        ``training`` (None: they are), else ``class_head(classnames, templates)``; None when the variant has
+        neither, and the task scores with a zero-shot head from ``model``'s own text tower."""
+        if self.head is not None and (training is None or list(classnames) == list(training)):
+            return self.head
+        if self.class_head is not None:
+            return self.class_head(list(classnames), list(templates))
+        return None
 
 
 class Task:

@@ -282,7 +282,7 @@ class ClassificationTask(Task):
         return evaluate_classifier(
             scorer.model,
             self.eval_sets,
-            head=scorer.head,
+            head=scorer.head_over(self._classnames, self.templates),
             tokenizer=self.backbone.tokenizer,
             classnames=self._classnames,
             templates=self.templates,
@@ -306,7 +306,7 @@ class ClassificationTask(Task):
         return {"classnames": self._classnames, "class_folders": getattr(self, "_folders", None)}
 
     def classifier(self, scorer: Scorer) -> dict[str, Any]:
-        head = scorer.head
+        head = scorer.head_over(self._classnames, self.templates)
         if head is None:
             head = build_zero_shot_head(
                 scorer.model, self.backbone.tokenizer, self._classnames, self.templates, device=self.device

@@ -13,10 +13,10 @@ import time
 
 from ...errors import ConfigError, InputFileError
 from ...utils.perf import busy_cores, choose_threads
-from . import classification, retrieval
+from . import base2new, classification, retrieval
 from .parts import WORLD_MODEL, DemoPart, run_part
 
-PARTS: dict[str, DemoPart] = {p.task: p for p in (classification.PART, retrieval.PART)}
+PARTS: dict[str, DemoPart] = {p.task: p for p in (classification.PART, retrieval.PART, base2new.PART)}
 
 
 def run_demo(
