@@ -44,7 +44,7 @@ class CoOp(Method):
                 self.model, self.backbone.tokenizer, n_ctx=c.n_ctx, init=c.init, seed=self.cfg.seed, freeze_model=True
             )
             self.classnames = list(self.task.classnames)
-            self.learner._tokens(self.classnames)  # checks (and caches) the prompts: long names fail now
+            self.learner.tokens(self.classnames)  # checks (and caches) the prompts: long names fail now
         except ValueError as e:  # a context that does not fit this text tower, a bad n_ctx, too long names
             raise ConfigError(f"method.coop (n_ctx={c.n_ctx!r}, init={c.init!r}): {e}") from e
 

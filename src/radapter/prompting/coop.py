@@ -183,7 +183,7 @@ class CoOpPromptLearner(nn.Module):
         """The texts tokenized for each class: ``"<prefix> <name>."`` (CoOp's prompt, ``_`` read as space)."""
         return [f"{self.prefix} {name.replace('_', ' ')}." for name in classnames]
 
-    def _tokens(self, classnames: Sequence[str]) -> tuple[Any, torch.Tensor]:
+    def tokens(self, classnames: Sequence[str]) -> tuple[Any, torch.Tensor]:
         key = tuple(classnames)
         if key not in self._token_cache:
             if not key:
@@ -234,7 +234,7 @@ class CoOpPromptLearner(nn.Module):
             classnames: C class names (``_`` read as space).
             normalize: L2-normalise each row (default; CoOp's logits are ``scale · f · tᵀ`` of unit vectors).
         """
-        tokens, ids = self._tokens(classnames)
+        tokens, ids = self.tokens(classnames)
         device = self._embedding.weight.device
         tokens = tokens.to(device) if hasattr(tokens, "to") else tokens
         with self._spliced(_input_ids(tokens)):

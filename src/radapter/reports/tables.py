@@ -102,11 +102,18 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
+#: Fields ``<name>:<metric>`` that are derived from several sets, not sets: the OOD average and the harmonic
+#: mean of base and novel accuracy (base-to-novel).
+DERIVED = ("avg_ood", "HM")
+
+
 def eval_sets(row: dict) -> list[str]:
-    """Names of the eval sets a row has its primary metric for, in file order (``avg_ood`` excluded)."""
+    """Names of the eval sets a row has its primary metric for, in file order (derived fields excluded)."""
     metric = metric_of(row)
     return [
-        k.split(":", 1)[0] for k in row if ":" in k and k.split(":", 1)[1] == metric and not k.startswith("avg_ood:")
+        k.split(":", 1)[0]
+        for k in row
+        if ":" in k and k.split(":", 1)[1] == metric and k.split(":", 1)[0] not in DERIVED
     ]
 
 
@@ -301,6 +308,8 @@ def _columns(summary: Sequence[dict], selected: Sequence[str] | None) -> list[Co
     cols += [Column(n, f"{n} (ID)", f"{n}:{metric}", "accuracy") for n in id_names]
     cols += [Column(n, n, f"{n}:{metric}", "accuracy") for n in dict.fromkeys(other)]
     cols += [Column(n, f"{n} (OOD)", f"{n}:{metric}", "accuracy") for n in ood_names]
+    if any(f"HM:{metric}" in r for r in summary):
+        cols.append(Column("HM", "HM (base, novel)", f"HM:{metric}", "accuracy"))
     cols += [
         Column("avg_ood", "avg OOD", f"avg_ood:{metric}", "accuracy"),
         Column("trainable_params", "trainable params", "trainable_params", "params"),

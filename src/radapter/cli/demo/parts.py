@@ -45,7 +45,8 @@ class DemoPart:
         quick: The rows ``--quick`` runs.
         checks: ``(results.json document, model parameter count) -> [{target, value, pass}]``.
         point_alpha: The α that stands for a swept method in ``results.json``.
-        id_shift_set: The eval set reported as ``id_shift`` (None: none).
+        id_shift_set: The eval set reported as ``id_shift``: a name, ``""`` for none, or None to take the one set
+            that is neither the ID set nor OOD, if there is exactly one.
         wiseft_of: name → the fine-tuned row it interpolates (``method.wiseft.ft_model``).
     """
 
