@@ -54,6 +54,6 @@ def test_demo_base2new_at_ci_size(tmp_path):
     assert doc["methods"]["coop"]["trainable_params"] > 0 and doc["methods"]["zeroshot"]["trainable_params"] == 0
     assert len(doc["checks"]) == 4 and all(isinstance(c["pass"], bool) for c in doc["checks"])
     report = (out / "report.md").read_text()
-    assert "| base (ID) | HM | novel (OOD) |" in report and "## Targets" in report
+    assert "| base (ID) | novel (OOD) | HM (base, novel) |" in report and "## Targets" in report
     run = out / "runs" / "seed0" / "radapter"
     assert (run / "base_classes.txt").read_text().split() == ["arrow", "circle", "cross", "heart", "hourglass"]

@@ -186,7 +186,7 @@ def test_base2new_trains_through_the_cli(model_json, coop_root, tmp_path):
         assert r["HM:top1"] == pytest.approx(2 * r["base:top1"] * r["novel:top1"] / (r["base:top1"] + r["novel:top1"]))
     assert (out / "fewshot_dtd_4shot_seed0.json").is_file() and (out / "base_classes.txt").is_file()
     table = (out / "results.md").read_text()
-    assert "| base (ID) | HM | novel (OOD) |" in table
+    assert "| base (ID) | novel (OOD) | HM (base, novel) |" in table
     record = json.loads((out / "task.json").read_text())
     assert record["classnames"] == DTD_NAMES[:3] and record["eval_sets"]["novel"] == DTD_NAMES[3:]
     # a finished run re-evaluates from its checkpoint to the same numbers
