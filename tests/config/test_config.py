@@ -90,7 +90,7 @@ def _readme_commands() -> list[list[str]]:
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.splitlines():
-            line = line.split("  #")[0].strip()
+            line = re.sub(r"\s+#.*$", "", line).strip()
             if " radapter " in f" {line} " and "pip install" not in line:
                 words = shlex.split(line.split("&&")[-1].strip())
                 if words[0] == "torchrun":
