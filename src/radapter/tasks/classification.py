@@ -154,7 +154,7 @@ class ClassificationTask(Task):
             # α hold-out, which is training data)
             train, self._classnames = None, list(self.saved["classnames"])
             self._folders = self.saved.get("class_folders")
-            self.eval_sets = self._eval_sets(size, mean, std)
+            self.eval_sets = self._eval_sets()
             tf_train = eval_view = None
         else:
             if not cfg.train:
@@ -197,7 +197,7 @@ class ClassificationTask(Task):
                 log.warning("%s", self.skipped)
             self._classnames = list(train.classnames)
             self._folders = getattr(train, "class_folders", None)
-            self.eval_sets = self._eval_sets(size, mean, std)
+            self.eval_sets = self._eval_sets()
             tf_train = train_transform(size, scale=tuple(cfg.train_scale), hflip=cfg.hflip, mean=mean, std=std)
             eval_view = copy.copy(train)
             eval_view.transform = self._eval_transform()
@@ -213,7 +213,7 @@ class ClassificationTask(Task):
             resize_mode=(b.info or {}).get("preprocess_cfg", {}).get("resize_mode"),
         )
 
-    def _eval_sets(self, size, mean, std) -> list[EvalSet]:
+    def _eval_sets(self) -> list[EvalSet]:
         tf_eval = self._eval_transform()
         configs = eval_set_configs(self.cfg.data.eval_sets)
         return [
