@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a lent GPU should check, in one script that finishes in under 8 minutes on one data-centre card
-# (the timeouts below add up to 7 min; a quiet H100/H200 needs about half). Random weights, nothing downloaded.
+# (the timeouts below add up to 7.5 min; a quiet H100/H200 should need about half). Random weights, nothing downloaded.
 #
 #   1. gpu_check.py: bf16/fp16 AMP, activation checkpointing (same gradients), bf16 frozen weights, and open_clip's
 #      ViT-B-16-SigLIP (timm trunk, sigmoid loss) — pass/fail checks of the library's own methods;
@@ -60,20 +60,20 @@ step() {  # step NAME SECONDS COMMAND...: runs under the timeout and tees the ou
     fi
 }
 
-step gpu_check 90 "$PY" benchmarks/gpu_check.py "${DEV[@]}" "${CHECK[@]}" --json "$OUT/gpu_check.json"
+step gpu_check 110 "$PY" benchmarks/gpu_check.py "${DEV[@]}" "${CHECK[@]}" --json "$OUT/gpu_check.json"
 
 step train_step 60 "$PY" benchmarks/train_step.py "${DEV[@]}" "${SMOKE[@]}" --amp "$AMP" --batch "$BATCH" \
     --warmup 3 --steps 10 --rounds 1 --inprocess --peak-gflops spec --json "$OUT/train_step.json"
 
 # in-process: the CUDA figures are the caching allocator's, relative to what the process held before each variant
-step memory 150 "$PY" benchmarks/memory.py "${DEV[@]}" "${SMOKE[@]}" --configs ViT-B-16@32 ViT-L-14@32 \
-    --warmup 2 --steps 5 --rounds 1 --inprocess --json "$OUT/memory.json"
+step memory 200 "$PY" benchmarks/memory.py "${DEV[@]}" "${SMOKE[@]}" --configs ViT-B-16@32 ViT-L-14@32 \
+    --warmup 1 --steps 3 --rounds 1 --inprocess --json "$OUT/memory.json"
 
 step inference 40 "$PY" benchmarks/inference.py "${DEV[@]}" "${SMOKE[@]}" --amp "$AMP" --batch "$((BATCH * 2))" \
     --text-batch "$((BATCH * 4))" --warmup 3 --rounds 20 --json "$OUT/inference.json"
 
 # fp32 vs bf16 vs bf16 frozen step time on the device (no demo: its accuracy is a CPU result)
-step precision 60 "$PY" benchmarks/precision.py "${DEV[@]}" "${SMOKE[@]}" --batch "$BATCH" --warmup 3 --steps 10 \
+step precision 45 "$PY" benchmarks/precision.py "${DEV[@]}" "${SMOKE[@]}" --batch "$BATCH" --warmup 3 --steps 10 \
     --rounds 1 --inprocess --no-demo --json "$OUT/precision.json"
 
 echo "done: $OUT"
