@@ -52,6 +52,23 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def reset_peak_rss() -> bool:
+    """Returns freed heap to the OS (glibc ``malloc_trim``) and resets this process's VmHWM to its current RSS
+    (Linux ``/proc/self/clear_refs``); False where unsupported."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def rss_mb() -> float:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
@@ -105,6 +122,7 @@ class TensorMemory:
             self._prof.__exit__(*exc)
             if exc[0] is None:
                 self._parse()
+            self._prof = None  # the profiler's event buffers: hundreds of MB of RSS for a ViT step
 
     # --- CUDA ------------------------------------------------------------------------------------------
     def steady(self) -> None:

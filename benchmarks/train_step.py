@@ -17,6 +17,7 @@ divides them by the best GEMM rate measured inside each worker.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -62,6 +63,11 @@ def worker(args) -> dict:
         profiled_s = C.timed(lambda: wl.step(batch), args.device)
         wl.on_phase = None
     tensors = mem.step_summary()
+    del mem
+    gc.collect()
+    # peak RSS of the unprofiled steps below: the profiler's buffers (~0.4 GB at ViT-B/16) are not the method's
+    rss_worker = C.peak_rss_mb()
+    rss_reset = bool(args.steps) and not getattr(args, "inprocess", False) and C.reset_peak_rss()
     tw = F.towers(W.model_config(args.model, args.smoke))["image"]
     peak_dtype = {None: torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
     if args.device.startswith("cuda"):  # a GPU needs a bigger GEMM than one MLP layer to reach its peak
@@ -79,6 +85,8 @@ def worker(args) -> dict:
         "timed_profiled_step": not args.steps,
         "profiled_step_s": profiled_s,
         "peak_rss_mb": C.peak_rss_mb(),
+        "peak_rss_scope": "timed steps" if rss_reset else "whole worker (profiler included)",
+        "peak_rss_worker_mb": rss_worker,
         "rss_import_mb": rss_import,
         "rss_model_mb": rss_model,
         "tensor_peak_mb": tensors["peak_mb"],
