@@ -226,6 +226,27 @@ def test_workload_step_is_the_trainer_step(bench, method, tmp_path):
     assert moved, "nothing trained: the comparison would prove nothing"
 
 
+def test_offline_tokenizer_is_deterministic_and_in_vocabulary(bench):
+    import zlib
+
+    tok = bench["workload"].OfflineTokenizer(context_length=8, vocab_size=100)
+    ids = tok(["a photo of a cat.", "one two three four five six seven eight nine"])
+    h = lambda w: 1 + zlib.crc32(w.encode()) % 98  # noqa: E731 - ids 1 … 98; 99 ends the text, 0 pads
+    assert ids[0].tolist() == [h("a"), h("photo"), h("of"), h("a"), h("cat."), 99, 0, 0]
+    assert ids[1].tolist() == [h(w) for w in "one two three four five six seven".split()] + [99]  # truncated
+    assert torch.equal(tok(["a photo of a cat."])[0], ids[0])
+
+
+@pytest.mark.slow
+def test_siglip_from_its_config_needs_no_download(bench, monkeypatch):
+    """``ViT-B-16-SigLIP`` (what gpu_check.sh trains) builds from open_clip's config with the offline tokenizer."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    W = bench["workload"]
+    backbone = W.load_backbone(W.run_config("radapter", model="ViT-B-16-SigLIP", batch=2))
+    assert isinstance(backbone.tokenizer, W.OfflineTokenizer) and backbone.tokenizer.context_length == 64
+    assert backbone.image_size == 224 and backbone.model.logit_bias is not None
+
+
 def _lora_b(model, pattern):
     return [m for n, m in model.named_modules() if n.endswith("lora_B.default") and pattern(n)]
 
