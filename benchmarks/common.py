@@ -1,23 +1,9 @@
-"""Shared pieces of the benchmarks: models, batches, timing, memory, the alternating subprocess runner,
-the matmul peak and the analytic FLOP count.
+"""Shared pieces of the benchmarks: timing, memory (peak RSS and live tensor bytes), the matmul peak, the
+alternating subprocess runner and the output.
 
 Every benchmark script imports this module from its own folder (``benchmarks/`` is not a package), so each
-script stays runnable as ``python benchmarks/NAME.py``.
-
-FLOP counting (see :func:`train_step_flops`): only matrix products are counted, 2 FLOPs per multiply-add,
-from the model config (no tracing), per training step:
-
-* per transformer block and token: q/k/v projection ``3d²``, attention scores ``N·d`` and weighted sum
-  ``N·d``, output projection ``d²``, MLP ``2·d·m`` (m = mlp width) multiply-adds; the vision stem (patch
-  convolution) ``196·768·768`` per image; the final projections ``d·E`` on one token; the loss ``B²·E``;
-* R-Adapter's adapters count on the 1 − p = 80 % of token rows that dropping keeps (the library applies F
-  to kept rows only);
-* backward: every product needs the gradient of its input (same cost as forward) where anything below it is
-  trainable, and the gradient of its weight (same cost again) where the weight (or, for peft's
-  ``MultiheadAttention``, the merged weight it builds from LoRA) is trainable;
-* ignored: LayerNorm, softmax, GELU, residual adds, the optimizer and the EMA (memory-bound, a few % of time).
-
-ViT-B/16 forward, one image: 17.6 GMAC = 35.1 GFLOP; one 77-token text: 2.9 GMAC = 5.9 GFLOP.
+script stays runnable as ``python benchmarks/NAME.py``. What runs is built by the library: see
+``workload.py``; the FLOP count is ``flops.py``.
 """
 
 from __future__ import annotations
@@ -31,141 +17,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-#: The --smoke model: a 2-block, 32-px open_clip CLIP (same shape as tests/conftest.py), built from a dict.
-TINY_CFG: dict[str, Any] = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 48, "patch_size": 8, "head_width": 24},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
-}
-METHODS = ("full_ft", "radapter", "radapter_r64", "lora")
-LORA_TARGETS = ["attn", "c_fc", "c_proj"]  # peft wraps nn.MultiheadAttention (in_proj + out_proj) as one target
-LORA_RANK = 8
-DROP_PROB = 0.2  # R-Adapter's adapter dropping in every recipe (RAdapterConfig default), token granularity
-
-
-# ----------------------------------------------------------------------------------------------------- models
-def model_config(smoke: bool) -> dict[str, Any]:
-    if smoke:
-        return json.loads(json.dumps(TINY_CFG))
-    import open_clip
-
-    return open_clip.get_model_config("ViT-B-16")
-
-
-def build_model(smoke: bool, device: str = "cpu", seed: int = 0) -> torch.nn.Module:
-    """open_clip ViT-B/16 (random init: the cost is that of the real weights) or the tiny smoke model."""
-    from open_clip.model import CLIP
-
-    torch.manual_seed(seed)
-    cfg = model_config(smoke)
-    model = CLIP(**cfg).to(device)
-    model.radapter_base_info = {"library": "open_clip", "name": "ViT-B-16" if not smoke else "tiny", "model_cfg": cfg}
-    return model
-
-
-def apply_method(model: torch.nn.Module, method: str) -> torch.nn.Module:
-    """Prepares ``model`` for one of :data:`METHODS` (in place) and returns it."""
-    import radapter
-
-    if method == "full_ft":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
-    if method == "radapter":
-        return radapter.apply_r_adapter(model, radapter.RAdapterConfig())
-    if method.startswith("radapter_r"):
-        return radapter.apply_r_adapter(model, radapter.RAdapterConfig(rank=int(method[len("radapter_r") :])))
-    if method == "lora":
-        return apply_lora(model)
-    raise ValueError(f"unknown method {method!r}; one of {METHODS}")
-
-
-def apply_lora(model: torch.nn.Module, rank: int = LORA_RANK) -> torch.nn.Module:
-    """peft LoRA on every attention (``nn.MultiheadAttention``: peft adapts in_proj and out_proj by merging
-    before each call) and both MLP linears of both towers. Never ``out_proj`` alone: MHA does not call it."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    cfg = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(LORA_TARGETS))
-    model = inject_adapter_in_model(cfg, model)
-    for name, p in model.named_parameters():
-        p.requires_grad_("lora_" in name)
-    return model
-
-
-def tokenizer(cfg: dict[str, Any]):
-    """open_clip's BPE tokenizer at the model's context length (the vocabulary ships with open_clip)."""
-    from open_clip.tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer(context_length=cfg["text_cfg"]["context_length"])
-
-
-def import_libraries(method: str) -> None:
-    """Imports everything a method's step uses, so "RSS after imports" is the same baseline for all methods
-    (torch alone is ~600 MB of RSS; open_clip + radapter ~250 MB more; peft for LoRA)."""
-    import open_clip  # noqa: F401
-
-    import radapter  # noqa: F401
-
-    if method == "lora":
-        import peft  # noqa: F401
-
-
-def trainable_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def make_batch(cfg: dict[str, Any], batch: int, device: str = "cpu", seed: int = 0):
-    """Random images (normalised-scale noise), random tokens ending in EOT, and class labels."""
-    g = torch.Generator().manual_seed(seed)
-    size = cfg["vision_cfg"]["image_size"]
-    ctx = cfg["text_cfg"]["context_length"]
-    images = torch.randn(batch, 3, size, size, generator=g)
-    tokens = torch.randint(1, 49000, (batch, ctx), generator=g)
-    tokens[:, -1] = 49407  # open_clip pools at the argmax token (EOT)
-    labels = torch.arange(batch) % max(1, batch // 2)  # pairs of same-class samples, as MPM-NCE sees them
-    return images.to(device), tokens.to(device), labels.to(device)
-
-
-class TrainStep:
-    """One optimisation step of a method: both towers forward, the method's loss, backward, AdamW, EMA.
-
-    FLYP and LoRA use the CLIP contrastive loss; R-Adapter MPM-NCE (ε = 0.02, δ = 0.05) plus its EMA update.
-    ``amp``: None, "bf16" or "fp16" autocast on the model's device.
-    """
-
-    def __init__(self, model: torch.nn.Module, method: str, device: str = "cpu", amp: str | None = None):
-        import radapter
-
-        self.model, self.method, self.device = model.train(), method, device
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        # foreach=True on CPU too: the same fused-by-list kernels on every method (the default on CUDA).
-        self.opt = torch.optim.AdamW(self.params, lr=1e-5, weight_decay=0.0, foreach=True)
-        self.amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-        self.is_radapter = method.startswith("radapter")
-        self._r = radapter
-
-    def __call__(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor) -> float:
-        r = self._r
-        with torch.autocast(self.device.split(":")[0], dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            f = r.encode_image(self.model, images, normalize=True)
-            g = r.encode_text(self.model, tokens, normalize=True)
-            if self.is_radapter:
-                loss = r.mpm_nce_loss(f.float(), g.float(), labels, margin=0.05, label_smoothing=0.02)
-            else:
-                loss = r.clip_loss(f.float(), g.float())
-        loss.backward()
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        if self.is_radapter:
-            r.ema_update(self.model)
-        return float(loss.detach())
+MB = 2**20
 
 
 # ----------------------------------------------------------------------------------------------------- timing
@@ -195,31 +52,21 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-class SavedActivations:
-    """Context manager: bytes of the distinct tensors autograd saves for backward (parameters and buffers
-    excluded) — the activation memory of one step, measured, not estimated."""
+def reset_peak_rss() -> bool:
+    """Returns freed heap to the OS (glibc ``malloc_trim``) and resets this process's VmHWM to its current RSS
+    (Linux ``/proc/self/clear_refs``); False where unsupported."""
+    try:
+        import ctypes
 
-    def __init__(self, model: torch.nn.Module):
-        self.skip = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
-        self.seen: dict[int, int] = {}
-        self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        st = t.untyped_storage()
-        if st.data_ptr() not in self.skip:
-            self.seen.setdefault(st.data_ptr(), st.nbytes())
-        return t
-
-    @property
-    def mb(self) -> float:
-        return sum(self.seen.values()) / 2**20
-
-    def __enter__(self):
-        self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def rss_mb() -> float:
@@ -228,6 +75,132 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+class TensorMemory:
+    """Live tensor bytes of a stretch of code, and where in a training step they peak.
+
+    CPU: every allocation and free of c10's CPU allocator inside the block, read from the profiler's
+    allocation events (``torch.profiler.profile(profile_memory=True)``), summed in time order: ``live(t)`` is
+    the bytes allocated since the block began and not yet freed. Start the block right after the imports and
+    ``live`` is every tensor the run made: weights, gradients, optimizer state, EMA copies, saved activations,
+    temporaries. Not counted: memory outside c10's allocator (the interpreter, Python objects, libraries'
+    own buffers) — the peak RSS covers those.
+
+    CUDA: the caching allocator's counters (``torch.cuda.memory_allocated`` / ``max_memory_allocated``) minus
+    what was allocated when the block began; :meth:`steady` resets the peak, :meth:`on_phase` (pass it to
+    ``Workload.on_phase``) reads them.
+
+    :meth:`step_summary` describes the last :meth:`Workload.step` in the block (its ``bench:*`` ranges):
+    ``persistent`` = live at its start (weights, optimizer state, EMA, the batch), ``peak`` = the most live at
+    any moment of it, ``activations`` = what the forward left alive for the backward (live at the start of
+    the backward minus at the start of the forward: saved tensors and the loss graph's outputs).
+    """
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.cuda = str(device).startswith("cuda")
+        self.marks: dict[str, int] = {}
+        self.base = 0
+        self._prof = None
+
+    def __enter__(self) -> TensorMemory:
+        if self.cuda:  # what the process already holds (an earlier model in the same process) is not counted
+            import gc
+
+            gc.collect()
+            torch.cuda.empty_cache()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            from torch.profiler import ProfilerActivity, profile
+
+            self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+            self._prof.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._prof is not None:
+            self._prof.__exit__(*exc)
+            if exc[0] is None:
+                self._parse()
+            self._prof = None  # the profiler's event buffers: hundreds of MB of RSS for a ViT step
+
+    # --- CUDA ------------------------------------------------------------------------------------------
+    def steady(self) -> None:
+        """Call before the step to describe (CUDA: resets the peak counter)."""
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.marks = {"start": torch.cuda.memory_allocated()}
+
+    def on_phase(self, name: str) -> None:
+        if self.cuda and self.marks:
+            self.marks[name] = torch.cuda.memory_allocated()
+
+    # --- CPU -------------------------------------------------------------------------------------------
+    def _parse(self) -> None:
+        from torch._C._profiler import _EventType
+
+        events: list[tuple[int, int, int]] = []  # (time, ptr, bytes: + allocation, - free)
+        self.ranges: dict[str, list[tuple[int, int]]] = {}
+        stack = list(self._prof.profiler.kineto_results.experimental_event_tree())
+        while stack:
+            node = stack.pop()
+            if node.tag == _EventType.Allocation:
+                if str(node.extra_fields.device) == "cpu":
+                    events.append((node.start_time_ns, node.extra_fields.ptr, int(node.extra_fields.alloc_size)))
+            elif node.name.startswith("bench:"):
+                self.ranges.setdefault(node.name, []).append((node.start_time_ns, node.end_time_ns))
+            stack.extend(node.children)
+        events.sort(key=lambda e: e[0])
+        # frees of memory allocated before the block (e.g. garbage of an earlier model in the same process) are
+        # not counted: ``live`` is what the block itself holds
+        held: dict[int, int] = {}
+        self.times, self.live = [], []
+        total = 0
+        for t, ptr, size in events:
+            if size > 0:
+                held[ptr] = size
+            elif held.pop(ptr, None) is None:
+                continue
+            total += size
+            self.times.append(t)
+            self.live.append(total)
+        for spans in self.ranges.values():
+            spans.sort()
+
+    def live_at(self, t: int) -> int:
+        """Bytes live just before time ``t`` (ns, the profiler's clock)."""
+        import bisect
+
+        i = bisect.bisect_left(self.times, t)
+        return self.live[i - 1] if i else 0
+
+    def peak_between(self, t0: int, t1: int) -> int:
+        import bisect
+
+        i, j = bisect.bisect_left(self.times, t0), bisect.bisect_right(self.times, t1)
+        return max([self.live_at(t0), *self.live[i:j]])
+
+    def peak(self) -> int:
+        """The most bytes live at any moment of the block."""
+        return max([0, *self.live])
+
+    def step_summary(self) -> dict[str, float]:
+        """``{"persistent_mb", "peak_mb", "activations_mb"}`` of the last step in the block."""
+        if self.cuda:
+            m = self.marks
+            return {
+                "persistent_mb": (m["start"] - self.base) / MB,
+                "peak_mb": (torch.cuda.max_memory_allocated() - self.base) / MB,
+                "activations_mb": (m["backward"] - m["forward"]) / MB,
+            }
+        fwd, bwd = self.ranges["bench:forward"][-1], self.ranges["bench:backward"][-1]
+        end = self.ranges["bench:optimizer"][-1][1]
+        return {
+            "persistent_mb": self.live_at(fwd[0]) / MB,
+            "peak_mb": self.peak_between(fwd[0], end) / MB,
+            "activations_mb": (self.live_at(bwd[0]) - self.live_at(fwd[0])) / MB,
+        }
 
 
 def matmul_peak_gflops(
@@ -270,79 +243,6 @@ def spec_bf16_peak_gflops(device_name: str) -> float | None:
         if key.lower() in device_name.lower():
             return value
     return None
-
-
-# ---------------------------------------------------------------------------------------------------- FLOPs
-@dataclass
-class Tower:
-    d: int  # width
-    mlp: int  # MLP hidden width
-    layers: int
-    tokens: int
-    stem_macs: int  # patch convolution MACs per sample (0 for text)
-
-
-def towers(cfg: dict[str, Any]) -> dict[str, Tower]:
-    v, t = cfg["vision_cfg"], cfg["text_cfg"]
-    p, size = v["patch_size"], v["image_size"]
-    patches = (size // p) ** 2
-    return {
-        "image": Tower(
-            v["width"],
-            int(v["width"] * v.get("mlp_ratio", 4.0)),
-            v["layers"],
-            patches + 1,
-            patches * 3 * p * p * v["width"],
-        ),
-        "text": Tower(t["width"], int(t["width"] * t.get("mlp_ratio", 4.0)), t["layers"], t["context_length"], 0),
-    }
-
-
-def forward_flops(cfg: dict[str, Any], batch: int, tower: str | None = None) -> float:
-    """Matmul FLOPs of one forward pass of ``batch`` samples through one tower (or both)."""
-    total = 0.0
-    for name, tw in towers(cfg).items():
-        if tower is not None and name != tower:
-            continue
-        n, d = tw.tokens, tw.d
-        block = n * (4 * d * d + 2 * d * tw.mlp) + 2 * n * n * d
-        total += batch * (tw.layers * block + tw.stem_macs + d * cfg["embed_dim"])
-    return 2.0 * total
-
-
-def train_step_flops(cfg: dict[str, Any], batch: int, method: str) -> float:
-    """Matmul FLOPs of one training step (forward + backward, both towers, loss) — see the module docstring."""
-    rank = None
-    if method.startswith("radapter_r"):
-        rank = int(method[len("radapter_r") :])
-    macs = 3.0 * batch * batch * cfg["embed_dim"]  # loss: similarity matrix forward + two gradients
-    for tw in towers(cfg).values():
-        n, d, m, L = tw.tokens, tw.d, tw.mlp, tw.layers
-        qkv, attn, out, mlp = 3 * d * d * n, 2 * n * n * d, d * d * n, 2 * d * m * n
-        proj = d * cfg["embed_dim"]
-        if method == "full_ft":
-            per_block = 3 * (qkv + attn + out + mlp)
-            macs += batch * (L * per_block + 2 * tw.stem_macs + 3 * proj)
-        elif method.startswith("radapter"):
-            # adapter per site and token: full rank d², low rank 2rd; forward + input grad + weight grad, on the
-            # 1 − p kept token rows only (radapter applies F to kept rows; dropped rows are h unchanged)
-            site = (d * d * n if rank is None or rank >= d else 2 * rank * d * n) * (1.0 - DROP_PROB)
-            # forward + input gradient everywhere (attention: both operands are activations, so 2 gradients)...
-            base = L * (2 * (qkv + out + mlp) + 3 * attn)
-            base -= qkv + 2 * attn + out  # ... except block 0's attention below its adapter (forward only)
-            adapters = 2 * L * 3 * site - site  # the first adapter needs no input gradient
-            macs += batch * (base + adapters + tw.stem_macs + 2 * proj)
-        elif method == "lora":
-            r = LORA_RANK
-            lora_mlp = r * (d + m) * n * 2  # c_fc and c_proj LoRA paths (each r·(in+out) per token)
-            # peft's MHA LoRA merges W' = W + BA before each call, so autograd computes the full weight gradient
-            # of in_proj and out_proj (then A and B from it); block 0 needs no input gradient below in_proj.
-            per_block = 2 * (qkv + out + mlp) + 3 * attn + (qkv + out) + 3 * lora_mlp
-            merge = 4 * d * d * r * (1 + 1 + 2)  # BA merge, unmerge, and the two gradients of the merge
-            macs += batch * (L * per_block - qkv + tw.stem_macs + 2 * proj) + L * merge
-        else:
-            raise ValueError(method)
-    return 2.0 * macs
 
 
 # -------------------------------------------------------------------------------------------- subprocess runner

@@ -1,7 +1,9 @@
 """Inference cost of R-Adapter: the base model, the merged model (adapters folded into the weights) and the
 unmerged adapted model (eval mode: EMA weights, α = 0.5), image and text encoding.
 
-The three models live in one process and are timed in rotating order, one image batch and one text batch
+All three come from the library's R-Adapter method (``workload.py``): the base is the loaded backbone before
+the method adapts it, the merged model is ``RAdapterMethod.merged(0.5)`` (what ``radapter train`` exports),
+the unmerged one the method's adapted model. The three models live in one process and are timed in rotating order, one image batch and one text batch
 each per round, so the paired ratio (merged / base in the same round) cancels the machine's load drifts.
 The adapters get random non-zero EMA weights first, so the merged weights really differ from the base ones.
 
@@ -20,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common as C  # noqa: E402
 import torch  # noqa: E402
+import workload as W  # noqa: E402
 
 VARIANTS = ("base", "merged", "unmerged")
 
@@ -42,24 +45,27 @@ def randomize_adapters(model: torch.nn.Module, seed: int = 0) -> None:
             getattr(adapter, name).copy_(val.to(t))
 
 
-def build_variants(smoke: bool, device: str, rank: int | None = None) -> dict[str, torch.nn.Module]:
-    import radapter
-
-    base = C.build_model(smoke, device).eval()
-    adapted = radapter.apply_r_adapter(copy.deepcopy(base), radapter.RAdapterConfig(rank=rank, alpha=0.5))
-    randomize_adapters(adapted)
-    merged = radapter.merge_r_adapter(adapted, alpha=0.5).eval()
-    return {"base": base, "merged": merged, "unmerged": adapted.eval()}
+def build_variants(smoke: bool, device: str, rank: int | None = None) -> tuple[dict[str, torch.nn.Module], object]:
+    """``({"base", "merged", "unmerged"}, workload)``: the backbone as loaded, and R-Adapter's merged and
+    unmerged models at α = 0.5 with random non-zero adapter weights."""
+    extra = {"method.radapter.rank": rank} if rank is not None else None
+    cfg = W.run_config("radapter", smoke=smoke, device=device, extra={**(extra or {}), "eval.alpha": 0.5})
+    backbone = W.load_backbone(cfg)
+    base = copy.deepcopy(backbone.model).eval()
+    wl = W.build(cfg, backbone=backbone)
+    randomize_adapters(wl.model)
+    merged = wl.method.merged(0.5).eval()
+    return {"base": base, "merged": merged, "unmerged": wl.model.eval()}, wl
 
 
 def run(args) -> dict:
     import radapter
 
     C.setup_threads(args)
-    cfg = C.model_config(args.smoke)
-    models = build_variants(args.smoke, args.device, args.rank)
-    images, _, _ = C.make_batch(cfg, args.batch, args.device, seed=1)
-    _, tokens, _ = C.make_batch(cfg, args.text_batch, args.device, seed=2)
+    models, wl = build_variants(args.smoke, args.device, args.rank)
+    images = wl.task.images(args.batch, seed=1)
+    tokens = wl.backbone.tokenizer(wl.task.captions(args.text_batch))
+    tokens = tokens.to(args.device) if hasattr(tokens, "to") else tokens
     amp = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
 
     def encoder(model, which):

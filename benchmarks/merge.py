@@ -4,9 +4,11 @@
 A sweep evaluates a merged model per α: merge, build the head from the merged text tower (``classes ×
 templates`` prompts), classify ``images`` images. The default sizes keep ImageNet's proportion of texts to
 images (1000 classes × 80 templates = 80k prompts for 50k val images: 1.6 prompts per image) at 16 images,
-so the split says where a real sweep's time goes. With ``radapter.adapters.merge.iter_alpha_merges`` (when
-the library has it) the α-independent products ``s̃F̃W`` are computed once and each α is one axpy into a
-single reused copy; ``--naive`` calls ``merge_r_adapter`` per α instead (what older commits do).
+so the split says where a real sweep's time goes. The adapters are the library's R-Adapter method's
+(``workload.py``); one merge is ``RAdapterMethod.merged(0.5)`` (what a run exports) and the sweep is
+``RAdapterMethod.variants(alphas)`` (what a run evaluates: ``iter_alpha_merges``, the α-independent products
+``s̃F̃W`` computed once and each α one axpy into a single reused copy); ``--naive`` calls ``merge_r_adapter``
+per α instead.
 
     python benchmarks/merge.py --json out.json
     python benchmarks/merge.py --smoke
@@ -24,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common as C  # noqa: E402
 import torch  # noqa: E402
+import workload as W  # noqa: E402
 from inference import randomize_adapters  # noqa: E402
 
 
@@ -43,27 +46,25 @@ def merge_flops(model: torch.nn.Module) -> float:
     return total
 
 
-def sweep_iterator(model, alphas, naive: bool):
-    """Yields ``(alpha, merged_model)``; the library's sweep helper when present, else one merge per α."""
+def sweep_iterator(method, alphas, naive: bool):
+    """Yields ``(alpha, merged_model)``: the method's evaluation variants, or one ``merge_r_adapter`` per α."""
     import radapter
-    from radapter.adapters import merge as merge_mod
 
-    helper = getattr(merge_mod, "iter_alpha_merges", None)
-    if helper is not None and not naive:
-        yield from helper(model, alphas)
+    if not naive:
+        for variant in method.variants(alphas):
+            yield variant.alpha, variant.scorer.model
         return
     for a in alphas:
-        yield a, radapter.merge_r_adapter(model, alpha=a)
+        yield a, radapter.merge_r_adapter(method.model, alpha=a)
 
 
 def run(args) -> dict:
     import radapter
 
     C.setup_threads(args)
-    cfg = C.model_config(args.smoke)
-    model = radapter.apply_r_adapter(
-        C.build_model(args.smoke, args.device).eval(), radapter.RAdapterConfig(rank=args.rank)
-    )
+    extra = {"eval.alpha": 0.5, **({"method.radapter.rank": args.rank} if args.rank is not None else {})}
+    wl = W.build(W.run_config("radapter", smoke=args.smoke, device=args.device, extra=extra))
+    model, method = wl.model, wl.method
     randomize_adapters(model)
     model.eval()
 
@@ -72,22 +73,22 @@ def run(args) -> dict:
     for i in range(args.warmup + args.rounds):
         gc.collect()
         t = time.perf_counter()
-        merged = radapter.merge_r_adapter(model, alpha=0.5)
+        merged = method.merged(0.5)
         dt = time.perf_counter() - t
         del merged
         if i >= args.warmup:
             merge_times.append(dt)
 
     # the α sweep
-    tok = C.tokenizer(cfg)
+    tok = wl.backbone.tokenizer
     classnames = [f"object {i}" for i in range(args.classes)]
     templates = [t for t in radapter.OPENAI_IMAGENET_TEMPLATES[: args.templates]]
-    images, _, _ = C.make_batch(cfg, args.images, args.device, seed=3)
+    images = wl.task.images(args.images, seed=3)
     alphas = [round(0.1 * i, 1) for i in range(11)] if not args.smoke else [0.0, 0.5, 1.0]
     split = {"merge": 0.0, "head": 0.0, "images": 0.0}
     gc.collect()
     t_sweep = time.perf_counter()
-    it = sweep_iterator(model, alphas, args.naive)
+    it = sweep_iterator(method, alphas, args.naive)
     while True:
         t = time.perf_counter()
         try:
@@ -139,7 +140,7 @@ def report(out: dict, args) -> str:
             f"merge: {'tiny smoke model' if args.smoke else 'open_clip ViT-B/16'}, R-Adapter "
             f"{'full rank' if args.rank is None else f'rank {args.rank}'} in both towers, {args.device}; "
             f"merge = median of {args.rounds} runs ({', '.join(f'{t:.2f}' for t in d['merge_times'])} s); "
-            f"sweep via {'merge_r_adapter per α' if args.naive else 'the library sweep helper when present'}",
+            f"sweep via {'merge_r_adapter per α' if args.naive else 'RAdapterMethod.variants (iter_alpha_merges)'}",
             C.environment(args.device, args.threads),
             C.table(rows, ["what", "seconds", "share of sweep", "GFLOP/s"]),
             f"one merge = {d['merge_gflop']:.1f} GFLOP of matrix products (d×d @ d×d_in per adapted linear)",
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--images", type=int, default=16, help="images classified per α")
     p.add_argument("--classes", type=int, default=8)
     p.add_argument("--templates", type=int, default=3)
-    p.add_argument("--naive", action="store_true", help="merge_r_adapter per α even if the library has a sweep helper")
+    p.add_argument("--naive", action="store_true", help="merge_r_adapter per α instead of the method's variants")
     args = p.parse_args(argv)
     if args.smoke:
         args.rounds, args.warmup, args.images, args.classes, args.templates = 2, 1, 4, 3, 2
