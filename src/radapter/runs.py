@@ -235,6 +235,12 @@ class Run:
             if cfg.optim.grad_checkpointing:
                 set_grad_checkpointing(backbone.model, True)
             if cfg.optim.frozen_dtype == "bf16":
+                if self.device.type != "cuda":
+                    log.warning(
+                        "optim.frozen_dtype bf16 on %s: the exact fp32 weights kept for evaluation and merging live in "
+                        "the same memory as the bf16 copy, so this saves no memory here (it does on a GPU)",
+                        self.device.type,
+                    )
                 hold_frozen_weights(backbone.model, torch.bfloat16)
         if eval_only and method.trains:
             if self.ckpt is None:
