@@ -91,7 +91,7 @@ class TensorMemory:
     what was allocated when the block began; :meth:`steady` resets the peak, :meth:`on_phase` (pass it to
     ``Workload.on_phase``) reads them.
 
-    :meth:`step_summary` describes the last :meth:`Workload.step` in the block (its ``bench:*`` ranges):
+    :meth:`step_summary` describes the last :meth:`Workload.step` in the block (its ``radapter:*`` ranges):
     ``persistent`` = live at its start (weights, optimizer state, EMA, the batch), ``peak`` = the most live at
     any moment of it, ``activations`` = what the forward left alive for the backward (live at the start of
     the backward minus at the start of the forward: saved tensors and the loss graph's outputs).
@@ -148,7 +148,7 @@ class TensorMemory:
             if node.tag == _EventType.Allocation:
                 if str(node.extra_fields.device) == "cpu":
                     events.append((node.start_time_ns, node.extra_fields.ptr, int(node.extra_fields.alloc_size)))
-            elif node.name.startswith("bench:"):
+            elif node.name.startswith("radapter:"):
                 self.ranges.setdefault(node.name, []).append((node.start_time_ns, node.end_time_ns))
             stack.extend(node.children)
         events.sort(key=lambda e: e[0])
@@ -194,8 +194,8 @@ class TensorMemory:
                 "peak_mb": (torch.cuda.max_memory_allocated() - self.base) / MB,
                 "activations_mb": (m["backward"] - m["forward"]) / MB,
             }
-        fwd, bwd = self.ranges["bench:forward"][-1], self.ranges["bench:backward"][-1]
-        end = self.ranges["bench:optimizer"][-1][1]
+        fwd, bwd = self.ranges["radapter:forward"][-1], self.ranges["radapter:backward"][-1]
+        end = self.ranges["radapter:optimizer"][-1][1]
         return {
             "persistent_mb": self.live_at(fwd[0]) / MB,
             "peak_mb": self.peak_between(fwd[0], end) / MB,

@@ -50,8 +50,6 @@ def write_image_folder(root: str, n_images: int, n_classes: int, size: tuple[int
 
 def build_workload(args):
     """The method on the library's classification task reading ``args.data_dir`` (as ``radapter train`` would)."""
-    from radapter.tasks.classification import ClassificationTask
-
     extra = {
         "task": "classification",
         "data.kind": "imagefolder",
@@ -60,7 +58,7 @@ def build_workload(args):
         "data.workers": args.workers,
     }
     cfg = W.run_config(args.method, smoke=args.smoke, batch=args.batch, device=args.device, amp=args.amp, extra=extra)
-    return W.build(cfg, task_cls=ClassificationTask)
+    return W.build(cfg)
 
 
 def train_loader(wl, total: int):

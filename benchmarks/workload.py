@@ -8,10 +8,11 @@ Nothing here re-implements a method. A workload is:
   same as with real weights);
 * :class:`BenchTask`, a small in-memory task (random images, class captions, pairs of samples per class) that
   provides what every method needs (labels, captions, groups, a class head);
-* the method class from the registry (``flyp``, ``ft``, ``radapter``, ``lora``), constructed, checkpointed and
-  held in bf16 in the order ``radapter.runs.Run.setup`` uses;
-* the optimizer, schedule, gradient scaler and step of ``radapter.training.Trainer`` (:meth:`Workload.step`
-  mirrors one iteration of ``Trainer._run_steps`` without the data loader, logging and checkpoints).
+* the method class from the registry (``flyp``, ``ft``, ``radapter``, ``lora``), set up by
+  ``radapter.runs.Run.setup`` itself (checkpointing, bf16 frozen weights);
+* the optimizer, schedule and gradient scaler of ``radapter.training.Trainer.optimizer_parts`` and its
+  ``optimizer_step`` (:meth:`Workload.step`: one step of the trainer's loop without the data loader, logging
+  and checkpoints).
 
 Benchmark names map to methods through :data:`METHODS` (``full_ft`` is FLYP: every weight of both towers).
 """
@@ -19,7 +20,6 @@ Benchmark names map to methods through :data:`METHODS` (``full_ft`` is FLYP: eve
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import zlib
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.profiler import record_function
 
-from radapter.tasks.base import Batch, Task
+from radapter.runs import Run
+from radapter.tasks.base import Batch, Task, register_task
+from radapter.training import Trainer, TrainStep, total_steps
 
 #: The --smoke model: a 2-block, 32-px open_clip CLIP (same shape as tests/conftest.py).
 TINY_CFG: dict[str, Any] = {
@@ -88,6 +89,9 @@ def run_config(
     if method not in METHODS:
         raise ValueError(f"unknown benchmark method {method!r}; one of {', '.join(METHODS)}")
     overrides = {
+        "task": BenchTask.key,
+        "out": tempfile.mkdtemp(prefix="radapter-bench-"),
+        "threads": torch.get_num_threads(),
         "model.name": tiny_model_spec() if smoke else model,
         "model.pretrained": "none",
         "device": device,
@@ -165,6 +169,7 @@ class _Items(torch.utils.data.Dataset):
         return image, label, f"a photo of a {self.classnames[label]}."
 
 
+@register_task
 class BenchTask(Task):
     """Random images with class captions: provides labels, captions, groups (= labels) and a zero-shot head of
     ``batch/2`` classes (each batch holds two samples per class). No evaluation: benchmarks train only."""
@@ -224,11 +229,11 @@ class Workload:
     backbone: Any
     task: Any
     method: Any
+    trainer: Any
+    module: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: Any
-    autocast: torch.dtype | None
-    device: torch.device
     steps_done: int = 0
     #: Called with "forward", "backward", "optimizer" at the start of each phase (CUDA memory marks).
     on_phase: Callable[[str], None] | None = None
@@ -237,74 +242,43 @@ class Workload:
     def model(self) -> torch.nn.Module:
         return self.method.model
 
+    @property
+    def device(self) -> torch.device:
+        return self.trainer.device
+
+    @property
+    def autocast(self) -> torch.dtype | None:
+        return self.trainer.autocast
+
     def trainable_params(self) -> int:
         return self.method.trainable_count()
 
     def step(self, batch) -> float:
-        """One optimizer step as ``Trainer._run_steps`` takes it (``optim.accum_steps`` = 1, one process):
-        autocast forward of ``method.loss``, backward (scaled under fp16), clipping, optimizer and schedule
-        steps, ``method.after_step`` (the EMA). Phases are profiler ranges ``bench:forward`` …"""
-        o = self.cfg.optim
-        mark = self.on_phase or (lambda name: None)
-        mark("forward")
-        with record_function("bench:forward"):
-            with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                loss = self.method.loss(batch)
-        mark("backward")
-        with record_function("bench:backward"):
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"benchmark loss became {value} at step {self.steps_done}")
-        mark("optimizer")
-        with record_function("bench:optimizer"):
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            if self.scaler:
-                self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(params, o.grad_clip if o.grad_clip else float("inf"))
-            if self.scaler:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            self.method.after_step(self.steps_done)
+        """One optimizer step of the trainer (``Trainer.optimizer_step``: autocast forward of the method's loss,
+        backward, clipping, optimizer and schedule steps, ``method.after_step``). Phases are profiler ranges
+        ``radapter:forward`` … and are reported to :attr:`on_phase`."""
+        loss, _ = self.trainer.optimizer_step(
+            self.module,
+            self.method,
+            [batch],
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.steps_done,
+            self.on_phase,
+        )
         self.steps_done += 1
-        return value
+        return loss
 
 
-def build(cfg, task_cls: type | None = None, backbone=None) -> Workload:
-    """Builds the workload of ``cfg`` as ``Run.setup`` and ``Trainer.fit`` do (``backbone``: reuse one)."""
-    from radapter.backbones import hold_frozen_weights, set_grad_checkpointing
-    from radapter.methods import get_method
-    from radapter.runs import check_config, deploy_alpha
-    from radapter.training.distributed import resolve_device
-    from radapter.training.precision import autocast_dtype
-    from radapter.training.schedule import build_scheduler
-    from radapter.training.trainer import total_steps
-    from radapter.utils.perf import use_fast_frozen_linear
-
-    task_cls = task_cls or BenchTask
-    check_config(cfg)  # the configured task's checks, the method's needs, the frozen-dtype rules
-    method_cls = get_method(cfg.method.name)
-    method_cls.check(cfg, task_cls)
-    use_fast_frozen_linear()
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    backbone = backbone or load_backbone(cfg)
-    task = task_cls(cfg, backbone, device, cfg.seed, progress=False)
-    torch.manual_seed(cfg.seed)
-    method = method_cls(cfg, backbone, task, deploy_alpha(cfg, task_cls))
-    if cfg.optim.grad_checkpointing:
-        set_grad_checkpointing(backbone.model, True)
-    if cfg.optim.frozen_dtype == "bf16":
-        hold_frozen_weights(backbone.model, torch.bfloat16)
-    o = cfg.optim
-    optimizer = torch.optim.AdamW(method.param_groups(), lr=o.lr, weight_decay=o.weight_decay)
-    total = total_steps(cfg, task.train_size())
-    scheduler = build_scheduler(optimizer, o.warmup_steps, total, method.group_starts(total))
-    amp = autocast_dtype(o.precision, device)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-    method.model.train()
-    return Workload(cfg, backbone, task, method, optimizer, scheduler, scaler, amp, device)
+def build(cfg, backbone=None) -> Workload:
+    """Builds the workload of ``cfg`` with ``radapter.runs.Run`` and the trainer's optimizer (``backbone``:
+    reuse one instead of loading ``cfg.model``)."""
+    run = Run(cfg)
+    parts = run.setup(backbone=backbone)
+    trainer = Trainer(cfg, run.dist, cfg.out)
+    total = total_steps(cfg, parts.task.train_size())
+    optimizer, scheduler, scaler = trainer.optimizer_parts(parts.method, total)
+    parts.method.model.train()
+    module = TrainStep(parts.method)
+    return Workload(cfg, parts.backbone, parts.task, parts.method, trainer, module, optimizer, scheduler, scaler)

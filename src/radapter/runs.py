@@ -211,12 +211,13 @@ class Run:
             save_config(self.cfg, config_path)
         return ckpt
 
-    def setup(self, eval_only: bool = False) -> Parts:
-        """Loads the model, the task's data and the method. ``eval_only``: a finished run, its state loaded."""
+    def setup(self, eval_only: bool = False, backbone: LoadedModel | None = None) -> Parts:
+        """Loads the model, the task's data and the method. ``eval_only``: a finished run, its state loaded.
+        ``backbone``: use this loaded model instead of loading ``model.name`` (benchmarks reuse one)."""
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.ckpt = latest_checkpoint(self.out) if eval_only else self._prepare_out_dir()
-        backbone = load_backbone(cfg, self.device)
+        backbone = backbone or load_backbone(cfg, self.device)
         progress = cfg.progress and self.dist.is_main
         record_path = os.path.join(self.out, TASK_RECORD)
         record = _read_json(record_path) if eval_only and os.path.isfile(record_path) else None

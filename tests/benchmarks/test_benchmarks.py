@@ -206,8 +206,8 @@ def test_workload_step_is_the_trainer_step(bench, method, tmp_path):
     from radapter.training.sampler import StepSampler
 
     W = bench["workload"]
-    cfg = W.run_config(method, smoke=True, batch=4, extra={"optim.steps": 2, "out": str(tmp_path)})
-    a, b = W.build(cfg), W.build(cfg)
+    cfg = W.run_config(method, smoke=True, batch=4, extra={"optim.steps": 2})
+    a, b = W.build(cfg), W.build(W.run_config(method, smoke=True, batch=4, extra={"optim.steps": 2}))
     torch.manual_seed(7)  # dropping masks
     Trainer(cfg, DistInfo(), str(tmp_path)).fit(
         a.method, TrainData(a.task.train_dataset(), a.task.train_size(), a.task.collate)
@@ -222,7 +222,8 @@ def test_workload_step_is_the_trainer_step(bench, method, tmp_path):
     assert set(got) == set(want)
     for k in want:
         assert torch.allclose(got[k], want[k], rtol=1e-6, atol=1e-7), k
-    moved = [k for k, v in b.method.state_dict().items() if not torch.equal(v, W.build(cfg).method.state_dict()[k])]
+    fresh = W.build(W.run_config(method, smoke=True, batch=4, extra={"optim.steps": 2})).method.state_dict()
+    moved = [k for k, v in b.method.state_dict().items() if not torch.equal(v, fresh[k])]
     assert moved, "nothing trained: the comparison would prove nothing"
 
 
@@ -290,14 +291,14 @@ def test_tensor_memory_counts_the_bytes_live(bench):
     mb = 2**20
     with C.TensorMemory() as mem:
         keep = torch.ones(mb // 4)  # 1 MiB, live throughout
-        with record_function("bench:forward"):
+        with record_function("radapter:forward"):
             saved = torch.ones(2 * mb // 4)  # 2 MiB kept for the "backward"
             tmp = torch.ones(3 * mb // 4)  # 3 MiB transient
             del tmp
-        with record_function("bench:backward"):
+        with record_function("radapter:backward"):
             grad = torch.ones(mb // 4)  # 1 MiB while `saved` is alive: 1 + 2 + 1 = 4 MiB
             del saved
-        with record_function("bench:optimizer"):
+        with record_function("radapter:optimizer"):
             del grad
     s = mem.step_summary()
     assert s["persistent_mb"] == 1.0

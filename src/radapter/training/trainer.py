@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -159,9 +160,7 @@ class Trainer:
                 f"no training steps: {data.size} training items, batch {o.batch_size}, "
                 f"{o.epochs} epochs (set optim.steps or a smaller optim.batch_size)"
             )
-        optimizer = torch.optim.AdamW(method.param_groups(), lr=o.lr, weight_decay=o.weight_decay)
-        scheduler = build_scheduler(optimizer, o.warmup_steps, total, method.group_starts(total))
-        scaler = torch.amp.GradScaler("cuda") if self.autocast == torch.float16 else None
+        optimizer, scheduler, scaler = self.optimizer_parts(method, total)
         step = 0
         if resume_from:
             tensors, state, _ = load_checkpoint(resume_from)
@@ -180,6 +179,56 @@ class Trainer:
         self._run_steps(method, data, optimizer, scheduler, scaler, step, total)
         return self.step
 
+    def optimizer_parts(self, method, total: int):
+        """``(optimizer, scheduler, scaler)`` of a run: AdamW over the method's groups, warm-up + cosine over
+        ``total`` steps (with the method's per-group starts, LP-FT), a gradient scaler under fp16."""
+        o = self.cfg.optim
+        optimizer = torch.optim.AdamW(method.param_groups(), lr=o.lr, weight_decay=o.weight_decay)
+        scheduler = build_scheduler(optimizer, o.warmup_steps, total, method.group_starts(total))
+        scaler = torch.amp.GradScaler("cuda") if self.autocast == torch.float16 else None
+        return optimizer, scheduler, scaler
+
+    def optimizer_step(
+        self, module, method, batches, optimizer, scheduler, scaler, step: int, on_phase=None
+    ) -> tuple[float, torch.Tensor]:
+        """One optimizer step: forward and backward of every micro-batch (DDP syncs on the last), the non-finite
+        check on every rank, unscaling, clipping, the optimizer and schedule steps and ``method.after_step``.
+        ``on_phase("forward" | "backward" | "optimizer")`` is called as each phase starts (benchmarks mark
+        memory there); the phases are also profiler ranges. Returns ``(loss, grad_norm)``."""
+        o, mark = self.cfg.optim, on_phase or (lambda name: None)
+        loss_sum = 0.0
+        for micro, batch in enumerate(batches):
+            sync = micro == len(batches) - 1 or not self.dist.distributed
+            with contextlib.nullcontext() if sync else module.no_sync():
+                mark("forward")
+                with record_function("radapter:forward"):
+                    with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                        loss = module(batch) / len(batches)
+                mark("backward")
+                with record_function("radapter:backward"):
+                    (scaler.scale(loss) if scaler else loss).backward()
+            loss_sum += float(loss.detach())
+        if any_true(not math.isfinite(loss_sum), self.device):
+            raise TrainingDiverged(
+                f"loss became {loss_sum} at step {step + 1}; the last good checkpoint is kept "
+                f"in {os.path.join(self.out, 'checkpoints')} (lower optim.lr or use fp32)"
+            )
+        mark("optimizer")
+        with record_function("radapter:optimizer"):
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            if scaler:
+                scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip if o.grad_clip else float("inf"))
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            method.after_step(step)
+        return loss_sum, grad_norm
+
     def _run_steps(self, method, data: TrainData, optimizer, scheduler, scaler, step: int, total: int) -> None:
         cfg, o = self.cfg, self.cfg.optim
         module = TrainStep(method)
@@ -187,7 +236,6 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
         method.model.train()
-        params = [p for g in optimizer.param_groups for p in g["params"]]
         writer = self._tensorboard()
         bar = None
         if cfg.progress and self.dist.is_main:
@@ -198,32 +246,8 @@ class Trainer:
         t_last = time.perf_counter()
         try:
             while step < total:
-                loss_sum = 0.0
-                for micro in range(o.accum_steps):
-                    batch = next(micro_iter).to(self.device)
-                    sync = micro == o.accum_steps - 1 or not self.dist.distributed
-                    ctx = contextlib.nullcontext() if sync else module.no_sync()
-                    with ctx:
-                        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                            loss = module(batch) / o.accum_steps
-                        (scaler.scale(loss) if scaler else loss).backward()
-                    loss_sum += float(loss.detach())
-                if any_true(not math.isfinite(loss_sum), self.device):
-                    raise TrainingDiverged(
-                        f"loss became {loss_sum} at step {step + 1}; the last good checkpoint is kept "
-                        f"in {os.path.join(self.out, 'checkpoints')} (lower optim.lr or use fp32)"
-                    )
-                if scaler:
-                    scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip if o.grad_clip else float("inf"))
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                method.after_step(step)
+                batches = [next(micro_iter).to(self.device) for _ in range(o.accum_steps)]
+                loss_sum, grad_norm = self.optimizer_step(module, method, batches, optimizer, scheduler, scaler, step)
                 step += 1
                 self.step = step
                 now = time.perf_counter()
