@@ -19,6 +19,7 @@ from ..reports.plots import plot_id_vs_ood
 from ..runs import Run, check_config, check_images, deploy_alpha, evaluate_run, load_backbone, run_config
 from ..tasks import get_task, task_names
 from .demo import run_demo
+from .seg import cmd_seg  # noqa: F401  (radapter seg …)
 
 
 def cmd_train(args, overrides) -> int:

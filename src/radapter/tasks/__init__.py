@@ -1,6 +1,10 @@
 """Tasks: what is trained for and how it is scored (classification, retrieval, …), selected by ``task:``."""
 
-from . import classification, retrieval  # noqa: F401  (registers the tasks)
+from . import (  # noqa: F401  (registers the tasks)
+    classification,
+    retrieval,
+    segmentation,  # noqa: F401  (registers the segmentation task)
+)
 from .base import (
     CAPABILITIES,
     CAPTIONS,
