@@ -1,14 +1,7 @@
 """Fine-tuning methods, selected by ``method.name``: zeroshot, ft, lpft, flyp, wiseft, lora, radapter."""
 
-from . import (  # noqa: F401  (registers the methods)
-    clip_finetune,  # noqa: F401  (frozen, qv, full: segmentation's CLIP fine-tuning strategies)
-    flyp,
-    ft,
-    lora,
-    radapter,
-    wiseft,
-    zeroshot,
-)
+from . import flyp, ft, lora, radapter, wiseft, zeroshot  # noqa: F401  (registers the methods)
 from .base import Method, Variant, get_method, method_names, register_method
+from .clip_finetune import QV, Frozen, Full  # noqa: F401  (registers frozen, qv, full)
 
 __all__ = ["Method", "Variant", "get_method", "method_names", "register_method"]

@@ -1,10 +1,6 @@
 """Tasks: what is trained for and how it is scored (classification, retrieval, …), selected by ``task:``."""
 
-from . import (  # noqa: F401  (registers the tasks)
-    classification,
-    retrieval,
-    segmentation,  # noqa: F401  (registers the segmentation task)
-)
+from . import classification, retrieval  # noqa: F401  (registers the tasks)
 from .base import (
     CAPABILITIES,
     CAPTIONS,
@@ -19,6 +15,7 @@ from .base import (
     register_task,
     task_names,
 )
+from .segmentation import SegmentationTask  # noqa: F401  (registers the segmentation task)
 
 __all__ = [
     "CAPABILITIES",
