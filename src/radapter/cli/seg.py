@@ -29,7 +29,7 @@ from ..data.segmentation import SegClassList, load_class_list, to_tensor_normali
 from ..errors import InputFileError, UserError
 from ..runs import Run, evaluate_run, load_backbone, run_config
 from ..segmentation import SegHead, SegHeadConfig, Segmenter, SegmenterConfig
-from ..tasks.segmentation import CONFIG_FILE, HEAD_FILE, KNOWN_LAYOUTS, SEGMENTER_DIR
+from ..tasks.segmentation_data import CONFIG_FILE, HEAD_FILE, KNOWN_LAYOUTS, SEGMENTER_DIR
 from ..utils import load_safetensors
 
 
