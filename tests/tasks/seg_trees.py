@@ -27,11 +27,23 @@ TINY_HEAD = {
 }
 
 
-def write_tree(root, n: int = 6, size=(40, 48), seed: int = 0, ignore: int = 255, tiff: bool = False, n_classes=3):
+def write_tree(
+    root,
+    n=6,
+    size=(40, 48),
+    seed=0,
+    ignore=255,
+    tiff=False,
+    n_classes=3,
+    image_sub="images",
+    label_sub="labels",
+    label_ids=None,
+):
     """``root/images/*.jpg`` + ``root/labels/*.png`` (or 16-bit ``.tif``): class k is a block of colour k; a border
-    and one stripe are ``ignore``; image 0's label is all ``ignore``. Returns ``(image_dir, label_dir)``."""
+    and one stripe are ``ignore``; image 0's label is all ``ignore``. ``label_ids[k]``: the id written for class k
+    (default k). Returns ``(image_dir, label_dir)``."""
     rng = np.random.default_rng(seed)
-    images, labels = root / "images", root / "labels"
+    images, labels = root / image_sub, root / label_sub
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
     h, w = size
@@ -44,6 +56,8 @@ def write_tree(root, n: int = 6, size=(40, 48), seed: int = 0, ignore: int = 255
         img = COLOURS[lab % len(COLOURS)] + rng.normal(0, 12, (h, w, 3))
         lab[:2] = ignore
         lab[:, -3:-1] = ignore
+        if label_ids is not None:
+            lab = np.where(lab == ignore, ignore, np.asarray(label_ids)[np.minimum(lab, n_classes - 1)])
         if i == 0:
             lab[:] = ignore  # an all-ignore image: it must count for nothing
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(images / f"{i:04d}.jpg", quality=95)
@@ -65,6 +79,7 @@ def write_class_list(path, names=CLASSES, ignore_value: int | None = None) -> st
 def seg_config(tmp_path, model_json: str, method: str = "radapter", **extra) -> dict:
     """Overrides of a tiny segmentation run: a PNG training tree, a PNG eval set (ID) and a 16-bit TIFF one (OOD,
     ignore 65535)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     classes = write_class_list(tmp_path / "classes.json")
     tiff_classes = write_class_list(tmp_path / "classes16.json", ignore_value=65535)
     train = write_tree(tmp_path / "train", n=8, seed=0)

@@ -162,7 +162,7 @@ def class_list(spec: str, ignore_value: int | None, where: str) -> SegClassList:
         if ignore_value is not None and ignore_value != cl.ignore_value:
             cl = dataclasses.replace(cl, ignore_value=int(ignore_value))
     except (KeyError, ValueError, FileNotFoundError) as e:
-        raise ConfigError(f"{where}: {e}") from e
+        raise ConfigError(f"{where}: {e.args[0] if isinstance(e, KeyError) else e}") from e
     return cl
 
 
