@@ -253,3 +253,17 @@ def test_bad_segmentation_settings_name_the_key(override, message, model_json, t
     cfg = {**seg_config(tmp_path, model_json, "qv"), **override}
     assert main(["train", *as_argv({**cfg, "out": str(tmp_path / "run")})]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_eval_set_can_score_with_another_class_attention_pooling(trained):
+    run = Run(run_config(str(trained["radapter"][0])))
+    task = run.setup(eval_only=True).task
+    seg = task.segmenter.with_clip(task.backbone.model).eval()
+    es = task.eval_sets[0]
+    plain = task.evaluate_set(seg, es)
+    es.pooling_size = 2  # the head trained with pooling 1; pooling has no weights
+    pooled = task.evaluate_set(seg, es)
+    assert [b.pool for b in seg.head.classwise] == [1], "the trained pooling is restored"
+    assert pooled.miou != plain.miou and task.evaluate_set(seg, es).miou == pooled.miou
+    es.pooling_size = None
+    assert task.evaluate_set(seg, es).miou == plain.miou

@@ -57,6 +57,7 @@ def add_seg_parser(sub) -> None:
     e.add_argument("--miou-mode", choices=["present", "predicted"], default=None)
     e.add_argument("--seen", default="train", help="seen vocabulary for seen/unseen mIoU: train (default) or none")
     e.add_argument("--sliding-window", action=argparse.BooleanOptionalAction, default=None)
+    e.add_argument("--pooling-size", type=int, default=None, help="head's class-attention pooling (CAT-Seg eval: 1)")
     e.add_argument(
         "--ood", action=argparse.BooleanOptionalAction, default=None, help="default: unless it is the train list"
     )
@@ -133,6 +134,8 @@ def eval_set_entries(args, train_list: str | None) -> list[dict]:
                 entry[key_name] = getattr(args, opt)
         if args.sliding_window is not None:
             entry["sliding_window"] = args.sliding_window
+        if args.pooling_size is not None:
+            entry["pooling_size"] = args.pooling_size
         entries.append(entry)
     return entries
 

@@ -187,7 +187,9 @@ class SegmentationTask(Task):
         options = {k: v for k, v in options.items() if v is not None}
         if options.get("sliding_resize") == 0:
             options["sliding_resize"] = None
-        return EvalData(c.name, ds, cl, bool(c.ood), c.miou_mode or s.miou_mode, seen, options, paths)
+        data = EvalData(c.name, ds, cl, bool(c.ood), c.miou_mode or s.miou_mode, seen, options, paths)
+        data.pooling_size = c.pooling_size
+        return data
 
     def _setup_world(self) -> None:
         w, s, b = self.cfg.data.world, self.cfg.data.segmentation, self.backbone
@@ -268,6 +270,18 @@ class SegmentationTask(Task):
     @torch.no_grad()
     def evaluate_set(self, seg: Segmenter, es: EvalData) -> SegmentationResult:
         """The metrics of one set for one segmenter (its confusion matrix over every labelled pixel)."""
+        blocks = list(seg.head.classwise)
+        trained = [b.pool for b in blocks]
+        if es.pooling_size is not None:  # average pooling has no weights: the same head at another pooling
+            for b in blocks:
+                b.pool = int(es.pooling_size)
+        try:
+            return self._evaluate_set(seg, es)
+        finally:
+            for b, pool in zip(blocks, trained):
+                b.pool = pool
+
+    def _evaluate_set(self, seg: Segmenter, es: EvalData) -> SegmentationResult:
         cfg = self.cfg
         seg.config = dataclasses.replace(seg.config, **es.segmenter)
         cl = es.classes

@@ -76,6 +76,9 @@ class SegEvalSetConfig:
     )
     sliding_resize: int | None = field(default=None, metadata={"help": "resize before sliding (0: none)"})
     global_view: bool | None = field(default=None, metadata={"help": "average with a whole-image pass"})
+    pooling_size: int | None = field(
+        default=None, metadata={"help": "class-attention pooling of the head here (CAT-Seg evaluates with 1)"}
+    )
     allow_unpaired: bool = field(
         default=False, metadata={"help": "images without a label map are skipped (VOC's JPEGImages holds all images)"}
     )
@@ -98,6 +101,7 @@ class EvalData:
     miou_mode: str
     seen: list[int] | None
     segmenter: dict[str, Any]  # SegmenterConfig fields of this set (sliding window, …)
+    pooling_size: int | None = None  # the head's class-attention pooling while this set is scored
     paths: list[str] = field(default_factory=list)
 
 
