@@ -267,3 +267,28 @@ def test_an_eval_set_can_score_with_another_class_attention_pooling(trained):
     assert pooled.miou != plain.miou and task.evaluate_set(seg, es).miou == pooled.miou
     es.pooling_size = None
     assert task.evaluate_set(seg, es).miou == plain.miou
+
+
+def test_a_hugging_face_clip_trains_exports_and_predicts(tiny_hf_dir, tmp_path):
+    from radapter.cli.seg import load_segmenter
+
+    cfg = seg_config(tmp_path, f"hf:{tiny_hf_dir}", "radapter")
+    out = tmp_path / "run"
+    assert main(["train", *as_argv({**cfg, "out": str(out)})]) == 0
+    row = next(r for r in _rows(out / "results.jsonl") if r["alpha"] == 0.4)
+    seg, _ = load_segmenter(str(out))  # the exported HF folder (save_pretrained) loaded into the base model
+    task = Run(run_config(str(out))).setup(eval_only=True).task
+    again = task._set_fields(task.eval_sets[0], task.evaluate_set(seg, task.eval_sets[0]))
+    assert again["val:mIoU"] == pytest.approx(row["val:mIoU"], abs=1e-6)
+    image = sorted((tmp_path / "val" / "images").iterdir())[1]
+    assert main(["seg", "predict", str(image), "--run", str(out), "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_data_check_decodes_every_training_and_evaluation_image(model_json, tmp_path, capsys):
+    cfg = seg_config(tmp_path, model_json, "frozen")
+    (tmp_path / "train" / "images" / "0003.jpg").write_bytes(b"not a jpeg")
+    assert main(["data", "check", *as_argv(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "train: 8 items, 1 unreadable" in out and "0003.jpg" in out
+    assert "val: 4 items, 0 unreadable" in out and "shift: 3 items, 0 unreadable" in out

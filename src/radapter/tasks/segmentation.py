@@ -187,9 +187,8 @@ class SegmentationTask(Task):
         options = {k: v for k, v in options.items() if v is not None}
         if options.get("sliding_resize") == 0:
             options["sliding_resize"] = None
-        data = EvalData(c.name, ds, cl, bool(c.ood), c.miou_mode or s.miou_mode, seen, options, paths)
-        data.pooling_size = c.pooling_size
-        return data
+        mode = c.miou_mode or s.miou_mode
+        return EvalData(c.name, ds, cl, bool(c.ood), mode, seen, options, paths=paths, pooling_size=c.pooling_size)
 
     def _setup_world(self) -> None:
         w, s, b = self.cfg.data.world, self.cfg.data.segmentation, self.backbone
