@@ -19,6 +19,10 @@ import os
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from PIL import Image
 
 from ..adapters.io import load_adapter
 from ..adapters.merge import merge_r_adapter
@@ -27,6 +31,7 @@ from ..config import ConfigError, load_config, load_yaml, resolve_preset
 from ..data.images import load_image
 from ..data.segmentation import SegClassList, load_class_list, to_tensor_normalised
 from ..errors import InputFileError, UserError
+from ..reports import to_markdown
 from ..runs import Run, evaluate_run, load_backbone, run_config
 from ..segmentation import SegHead, SegHeadConfig, Segmenter, SegmenterConfig
 from ..tasks.segmentation_data import CONFIG_FILE, HEAD_FILE, KNOWN_LAYOUTS, SEGMENTER_DIR
@@ -76,6 +81,11 @@ def add_seg_parser(sub) -> None:
     pr.add_argument("--device", default="cpu")
 
 
+def _print_rows(rows: list[dict]) -> None:
+    if rows:
+        print(to_markdown([{k: v for k, v in r.items() if k != "config"} for r in rows]))
+
+
 def cmd_seg(args, overrides) -> int:
     if args.seg_command != "train" and overrides:
         raise ConfigError(f"radapter seg {args.seg_command}: unexpected options {list(overrides)}")
@@ -84,8 +94,6 @@ def cmd_seg(args, overrides) -> int:
 
 # --- train ---------------------------------------------------------------------------------------------
 def seg_train(args, overrides) -> int:
-    from .commands import _print_rows
-
     overrides = dict(overrides)
     if overrides.setdefault("task", "segmentation") != "segmentation":
         raise ConfigError(f"radapter seg train: --task {overrides['task']!r}; use `radapter train` for other tasks")
@@ -141,8 +149,6 @@ def eval_set_entries(args, train_list: str | None) -> list[dict]:
 
 
 def seg_eval(args, overrides) -> int:
-    from .commands import _print_rows
-
     cfg = run_config(args.run)
     if cfg.task != "segmentation":
         raise UserError(f"{args.run}: a {cfg.task!r} run; use `radapter eval` for it")
@@ -233,10 +239,6 @@ def palette(n: int) -> np.ndarray:
 def render_prediction(image: np.ndarray, labels: np.ndarray, names, path: str, max_legend: int = 24) -> None:
     """The image, its colour mask and a legend of the predicted classes by area (matplotlib's object API: no
     pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
     colours = palette(len(names))
     mask = colours[labels]
     ids, counts = np.unique(labels, return_counts=True)
@@ -258,8 +260,6 @@ def render_prediction(image: np.ndarray, labels: np.ndarray, names, path: str, m
 
 
 def seg_predict(args, overrides) -> int:
-    from PIL import Image
-
     seg, meta = load_segmenter(args.run, args.alpha, args.device)
     classes = parse_classes(args.classes) if args.classes else SegClassList.from_names(meta["train_classes"])
     if args.sliding_window is not None:

@@ -100,6 +100,10 @@ class SegmentationTask(Task):
             class_list(s.classes, s.ignore_value, "data.segmentation.classes")
             if not cfg.data.eval_sets:
                 raise ConfigError("data.eval_sets: segmentation needs at least one evaluation set (detectron2 layout)")
+        if cfg.data.kind == "world" and cfg.data.eval_sets:
+            raise ConfigError(
+                "data.eval_sets: the world's evaluation scenes are generated (id, ood_<domain>); give none"
+            )
         for c in eval_set_configs(cfg.data.eval_sets):
             class_list(c.classes, c.ignore_value, f"eval set {c.name!r}: classes")
 
