@@ -20,6 +20,7 @@ from ..runs import Run, check_config, check_images, deploy_alpha, evaluate_run, 
 from ..tasks import get_task, task_names
 from .demo import run_demo
 from .fewshot import cmd_fewshot  # noqa: F401  (radapter fewshot)
+from .seg import cmd_seg  # noqa: F401  (radapter seg …)
 
 
 def cmd_train(args, overrides) -> int:

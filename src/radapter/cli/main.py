@@ -23,6 +23,7 @@ from ..training.checkpoint import latest_checkpoint
 from ..utils.perf import use_fast_frozen_linear
 from . import commands
 from .fewshot import add_fewshot_parser
+from .seg import add_seg_parser
 
 SHORTCUTS = {
     "model": "model.name",
@@ -35,7 +36,7 @@ SHORTCUTS = {
     "threads": "threads",
 }
 # commands that take --section.key overrides
-WITH_OVERRIDES = ("train", "eval", "sweep", "data", "fewshot")
+WITH_OVERRIDES = ("train", "eval", "sweep", "data", "fewshot", "seg")
 
 
 def parse_overrides(extra: list[str]) -> dict[str, object]:
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check"])
     p.add_argument("--config", help="YAML preset file or built-in preset name (plus --section.key overrides)")
 
+    add_seg_parser(sub)  # radapter seg train | eval | predict
     sub.add_parser("presets", help="list the built-in presets")
     sub.add_parser("tasks", help="list the tasks (task: KEY in a config)")
     return parser
@@ -175,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"radapter {args.command}: unexpected options {list(overrides)}")
         return getattr(commands, f"cmd_{args.command}")(args, overrides)
     except KeyboardInterrupt:
-        if args.command != "train" or os.environ.get("RANK", "0") != "0":
+        trains = args.command == "train" or getattr(args, "seg_command", None) == "train"  # seg train too
+        if not trains or os.environ.get("RANK", "0") != "0":
             raise
         return _interrupted(args, argv)
     except (UserError, FileNotFoundError, FileExistsError) as e:

@@ -120,6 +120,61 @@ class CoOpSource:
 
 
 @dataclass
+class SegmentationSource:
+    """``data.segmentation``: the segmentation task's training data (detectron2's layout or the world's scenes),
+    its segmenter and its evaluation defaults (docs/segmentation.md). Eval sets are ``data.eval_sets`` entries."""
+
+    root: str | None = field(
+        default=None,
+        metadata=_help("folder relative image/label dirs are read from (detectron2's DETECTRON2_DATASETS)"),
+    )
+    image_dir: str | None = field(default=None, metadata=_help("training images (data.kind detectron2)"))
+    label_dir: str | None = field(default=None, metadata=_help("training label maps (same file stems as the images)"))
+    classes: str = field(
+        default="coco_stuff171",
+        metadata=_help("training class list: coco_stuff171 | ade150 | ade847 | pc59 | pc459 | voc20 | voc20b | a file"),
+    )
+    ignore_value: int | None = field(default=None, metadata=_help("ignore value of the labels (default: the list's)"))
+    crop_size: int = field(default=384, metadata=_help("training crop side (CAT-Seg: 384)"))
+    scale_range: list[float] = field(
+        default_factory=lambda: [1.0, 1.0], metadata=_help("random factor on the shorter side before cropping")
+    )
+    hflip: bool = field(default=True, metadata=_help("random horizontal flips in training"))
+    colour_jitter: bool = field(default=True, metadata=_help("SSD-style photometric jitter (CAT-Seg COLOR_AUG_SSD)"))
+    world_seen: list[str] | None = field(
+        default=None, metadata=_help("data.kind world: the seen (training) classes; default every other class")
+    )
+    loss: str = field(default="bce", metadata=_help("per-pixel loss: bce (CAT-Seg) | ce"))
+    templates: str = field(
+        default="catseg", metadata=_help("catseg | world | openai | simple | a file of templates ('{}' = class)")
+    )
+    synonyms: str = field(default="mean", metadata=_help("comma-separated synonyms: mean | first"))
+    input_size: int | None = field(
+        default=384, metadata=_help("side the CLIP sees (CAT-Seg ViT-B/16: 384); null: the crop's own size")
+    )
+    head: dict = field(
+        default_factory=dict,
+        metadata=_help("aggregation-head sizes overriding CAT-Seg's ViT-B/16 ones (SegHeadConfig)"),
+    )
+    guidance_layers: list[int] | None = field(
+        default=None, metadata=_help("two CLIP blocks guiding the decoder; default (L/3 - 1, 2L/3 - 1)")
+    )
+    dense_residual: str = field(default="auto", metadata=_help("residual of the dense last block: auto|cls|token|none"))
+    clip_lr_scale: float = field(
+        default=0.01,
+        metadata=_help("learning rate of pretrained CLIP weights (methods qv, full) = optim.lr × this (CAT-Seg 0.01)"),
+    )
+    miou_mode: str = field(
+        default="present", metadata=_help("mIoU over classes present in the labels (detectron2 ≥ 2022) | predicted")
+    )
+    sliding_window: bool = field(default=False, metadata=_help("sliding-window inference (CAT-Seg's)"))
+    window: int | None = field(default=None, metadata=_help("sliding window side (default: input_size)"))
+    overlap: float = field(default=1 / 3, metadata=_help("sliding window overlap fraction"))
+    sliding_resize: int | None = field(default=640, metadata=_help("resize to S×S before sliding (CAT-Seg 640)"))
+    global_view: bool = field(default=True, metadata=_help("average the windows with a whole-image pass"))
+
+
+@dataclass
 class DataConfig:
     kind: str = field(
         default="imagefolder",
@@ -164,6 +219,7 @@ class DataConfig:
     world: WorldSource = field(default_factory=WorldSource)
     retrieval: RetrievalSource = field(default_factory=RetrievalSource)
     coop: CoOpSource = field(default_factory=CoOpSource)
+    segmentation: SegmentationSource = field(default_factory=SegmentationSource)
 
 
 @dataclass
@@ -271,6 +327,13 @@ class CoOpMethodConfig:
 
 
 @dataclass
+class ClipTuneMethodConfig:
+    """``method.qv`` / ``method.full``: which towers' pretrained weights train (with a task's own loss)."""
+
+    towers: str = field(default="both", metadata=_help("both | image | text"))
+
+
+@dataclass
 class MethodConfig:
     name: str = field(
         default="radapter", metadata=_help("zeroshot | ft | lpft | flyp | wiseft | lora | radapter | coop")
@@ -281,6 +344,8 @@ class MethodConfig:
     lpft: LPFTMethodConfig = field(default_factory=LPFTMethodConfig)
     wiseft: WiseFTMethodConfig = field(default_factory=WiseFTMethodConfig)
     coop: CoOpMethodConfig = field(default_factory=CoOpMethodConfig)
+    qv: ClipTuneMethodConfig = field(default_factory=ClipTuneMethodConfig)
+    full: ClipTuneMethodConfig = field(default_factory=ClipTuneMethodConfig)
 
 
 @dataclass

@@ -10,5 +10,6 @@ from . import (  # noqa: F401  (registers the methods)
     zeroshot,
 )
 from .base import Method, Variant, get_method, method_names, register_method
+from .clip_finetune import QV, Frozen, Full  # noqa: F401  (registers frozen, qv, full)
 
 __all__ = ["Method", "Variant", "get_method", "method_names", "register_method"]

@@ -41,6 +41,9 @@ METHOD_LABELS = {
     "lora": "LoRA",
     "radapter": "R-Adapter",
     "coop": "CoOp",
+    "frozen": "Frozen CLIP + head",
+    "qv": "Q/V (CAT-Seg)",
+    "full": "Full FT",
 }
 
 # Columns that are bookkeeping, never averaged.

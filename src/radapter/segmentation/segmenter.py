@@ -85,10 +85,11 @@ def sliding_window_scores(
 
     Args:
         score_fn: ``[N, 3, h, w] -> [N, K, h, w]`` class probabilities at the input's size.
-        image: [1, 3, H, W].
+        image: [B, 3, H, W]: one image, or B images of one size (their crops are scored together).
+        batch_size: Crops per ``score_fn`` call (at least one window position of all B images).
 
     Returns:
-        [1, K, H', W'] scores at the (resized) image size.
+        [B, K, H', W'] scores at the (resized) image size.
     """
     if resize is not None:
         image = F.interpolate(image, size=(resize, resize), mode="bilinear", align_corners=False)
@@ -103,15 +104,17 @@ def sliding_window_scores(
 
     boxes = [(y, x) for y in starts(h) for x in starts(w)]
     wh, ww = min(window, h), min(window, w)
+    b = image.shape[0]
+    per_call = max(1, batch_size // b)  # window positions per call; each brings the crops of all B images
     total = count = None
-    for i in range(0, len(boxes), batch_size):
-        chunk = boxes[i : i + batch_size]
-        crops = torch.cat([image[:, :, y : y + wh, x : x + ww] for y, x in chunk])
+    for i in range(0, len(boxes), per_call):
+        chunk = boxes[i : i + per_call]
+        crops = torch.cat([image[:, :, y : y + wh, x : x + ww] for y, x in chunk])  # position-major
         scores = score_fn(crops)
         if total is None:
-            total = scores.new_zeros(1, scores.shape[1], h, w)
+            total = scores.new_zeros(b, scores.shape[1], h, w)
             count = scores.new_zeros(1, 1, h, w)
-        for (y, x), s in zip(chunk, scores):
+        for (y, x), s in zip(chunk, scores.split(b)):
             total[:, :, y : y + wh, x : x + ww] += s
             count[:, :, y : y + wh, x : x + ww] += 1
     local = total / count
@@ -200,6 +203,31 @@ class Segmenter(nn.Module):
         logits = F.interpolate(self(images, class_names), size=images.shape[-2:], mode="bilinear", align_corners=False)
         return logits.sigmoid() if self.config.loss == "bce" else logits.softmax(dim=1)
 
+    def _scores_chunked(self, images: torch.Tensor, names: tuple[str, ...], batch_size: int) -> torch.Tensor:
+        return torch.cat([self.scores(chunk, names) for chunk in images.split(max(1, batch_size))])
+
+    def _predict_same_size(
+        self, x: torch.Tensor, names: tuple[str, ...], size: tuple[int, int], batch_size: int
+    ) -> torch.Tensor:
+        """[B, K, *size] scores of B images of one size [B, 3, H, W] (whole image or sliding window)."""
+        cfg = self.config
+        if cfg.sliding_window:
+            window = cfg.window or cfg.input_size or max(x.shape[-2:])
+            s = sliding_window_scores(
+                lambda t: self._scores_chunked(t, names, batch_size),
+                x,
+                window,
+                cfg.overlap,
+                cfg.global_view,
+                cfg.sliding_resize,
+                batch_size=max(batch_size, x.shape[0]),
+            )
+        else:
+            s = self._scores_chunked(x, names, batch_size)
+        if tuple(s.shape[-2:]) != size:
+            s = F.interpolate(s, size=size, mode="bilinear", align_corners=False)
+        return s
+
     @torch.no_grad()
     def predict(
         self, images: torch.Tensor | Sequence[torch.Tensor], class_names: Sequence[str], out_size=None
@@ -211,7 +239,6 @@ class Segmenter(nn.Module):
             class_names: The vocabulary (prompts).
             out_size: (H, W) for every image, or None.
         """
-        cfg = self.config
         imgs = list(images) if not torch.is_tensor(images) or images.dim() == 3 else list(images.unbind(0))
         if torch.is_tensor(images) and images.dim() == 3:
             imgs = [images]
@@ -220,14 +247,21 @@ class Segmenter(nn.Module):
         for img in imgs:
             x = img[None]
             size = tuple(out_size) if out_size is not None else tuple(x.shape[-2:])
-            if cfg.sliding_window:
-                window = cfg.window or cfg.input_size or max(x.shape[-2:])
-                s = sliding_window_scores(
-                    lambda t: self.scores(t, names), x, window, cfg.overlap, cfg.global_view, cfg.sliding_resize
-                )
-            else:
-                s = self.scores(x, names)
-            if tuple(s.shape[-2:]) != size:
-                s = F.interpolate(s, size=size, mode="bilinear", align_corners=False)
-            out.append(s[0])
+            out.append(self._predict_same_size(x, names, size, batch_size=8)[0])
         return out
+
+    @torch.no_grad()
+    def predict_batch(
+        self, images: torch.Tensor, class_names: Sequence[str], out_size=None, batch_size: int = 64
+    ) -> torch.Tensor:
+        """Scores [B, K, H, W] of B images of one size [B, 3, H, W], computed together: what :meth:`predict` gives
+        image by image, up to the float round-off of batched kernels (fast when a set's images share a size).
+
+        Args:
+            images: [B, 3, H, W] normalised images.
+            class_names: The vocabulary (prompts).
+            out_size: (H, W), default the images' size.
+            batch_size: Images (or sliding-window crops) per forward pass.
+        """
+        size = tuple(out_size) if out_size is not None else tuple(images.shape[-2:])
+        return self._predict_same_size(images, tuple(class_names), size, batch_size)

@@ -15,6 +15,7 @@ from .base import (
     register_task,
     task_names,
 )
+from .segmentation import SegmentationTask  # noqa: F401  (registers the segmentation task)
 
 __all__ = [
     "CAPABILITIES",

@@ -15,8 +15,10 @@ from ...errors import ConfigError, InputFileError
 from ...utils.perf import busy_cores, choose_threads
 from . import base2new, classification, retrieval
 from .parts import WORLD_MODEL, DemoPart, run_part
+from .segmentation import PART as SEGMENTATION_PART
 
 PARTS: dict[str, DemoPart] = {p.task: p for p in (classification.PART, retrieval.PART, base2new.PART)}
+PARTS[SEGMENTATION_PART.task] = SEGMENTATION_PART
 
 
 def run_demo(
