@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=["full", "ci"], default="full", help=argparse.SUPPRESS)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default 1)")
-    p.add_argument("--workers", type=int, default=None, help="runs trained side by side (default: free cores)")
+    p.add_argument("--workers", type=int, default=None, help="runs trained side by side (default: one per core)")
     p.add_argument("--task", action="append", dest="tasks", help="run only this task's part (repeatable)")
 
     add_fewshot_parser(sub)  # fewshot base2new / fewshot xd

@@ -12,7 +12,7 @@ import os
 import time
 
 from ...errors import ConfigError, InputFileError
-from ...utils.perf import busy_cores, choose_threads
+from ...utils.perf import choose_threads
 from . import base2new, classification, retrieval
 from .parts import WORLD_MODEL, DemoPart, run_part
 from .segmentation import PART as SEGMENTATION_PART
@@ -35,7 +35,7 @@ def run_demo(
 
     Every run uses ``threads`` torch threads (default 1: the demo's numbers are measured that way, since a
     reduction's order, and so its last bits, can depend on the thread count) and ``workers`` processes train
-    independent runs side by side (default: the free cores / threads), so the results do not depend on how
+    independent runs side by side (default: the cores / threads), so the results do not depend on how
     many cores the machine has — only the wall time does.
     """
     if not os.path.isfile(os.path.join(WORLD_MODEL, "open_clip_config.json")):
@@ -50,8 +50,8 @@ def run_demo(
         size = "quick"
     threads = choose_threads(threads or 1)
     if workers is None:
-        free = (os.cpu_count() or 1) - int(round(busy_cores()))
-        workers = max(1, max(1, free) // threads)
+        # one worker per core (the load average lags by a minute: right after another job it would pick 1 here)
+        workers = max(1, (os.cpu_count() or 1) // threads)
     base = {"optim.precision": precision, "progress": False, "threads": threads}
     t0 = time.perf_counter()
     docs = {}
